@@ -1,0 +1,24 @@
+"""The HTTP-neutral request and reply the api layer works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    method: str  # "GET" or "POST"
+    operation: str | None  # last path segment after the service name, e.g. "initTOTP"; None if absent
+    content_type: str  # media type only, lower case, e.g. "text/xml"; "" when absent
+    body: bytes = b""
+    query: dict[str, list[str]] = field(default_factory=dict)
+    credentials: tuple[str, str] | None = None  # from a well-formed Basic Authorization header
+    peer: str = ""
+
+
+@dataclass(frozen=True)
+class ApiReply:
+    status: int
+    content_type: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()

@@ -1,0 +1,1 @@
+"""The ``totp-admin`` command."""

@@ -1,0 +1,145 @@
+"""``totp-admin``: serve the service and manage its users and tenants.
+
+Passwords are read from standard input (one line) or prompted for, never taken from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from pathlib import Path
+
+from ..config.errors import ConfigError
+from ..config.loader import load_settings, store_settings
+from ..core.errors import TotpAdminError
+from ..core.keyring import KeyFileError
+from ..core.passwords import PasswordHasher
+from ..core.principal import ROLES, USER
+from ..core.usernames import parse_username
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="data directory (default: $TOTP_DATA_DIR or ./data)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL (default: $TOTP_DATABASE_URL or SQLite in the data dir)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="totp-admin", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run TOTPAdminService over HTTPS")
+    _add_store_options(serve)
+    serve.add_argument("--conf-dir", type=Path, help="directory with totp.properties and carbon.xml (default: $TOTP_CONF_DIR or ./conf)")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="port (default: 9443 + carbon.xml Ports/Offset)")
+    serve.add_argument("--http", action="store_true", help="plain HTTP, for use behind a TLS-terminating proxy")
+    serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain (default: generated in DATA_DIR/tls)")
+    serve.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    add = user.add_parser("add", help="add a user; the password is read from stdin or prompted for")
+    add.add_argument("username", help="name, or name@tenant.domain for a tenant user")
+    add.add_argument("--role", choices=ROLES, default=USER, help=f"role (default: {USER})")
+    passwd = user.add_parser("passwd", help="change a user's password (read from stdin or prompted for)")
+    passwd.add_argument("username")
+    remove = user.add_parser("remove", help="remove a user and their TOTP data")
+    remove.add_argument("username")
+    listing = user.add_parser("list", help="list users")
+    listing.add_argument("--tenant", help="only this tenant's users")
+    for sub in (add, passwd, remove, listing):
+        _add_store_options(sub)
+
+    tenant = commands.add_parser("tenant", help="manage tenants").add_subparsers(dest="action", required=True)
+    tadd = tenant.add_parser("add", help="add a tenant")
+    tadd.add_argument("domain", help="tenant domain, e.g. abc.com")
+    tlist = tenant.add_parser("list", help="list tenants and their user counts")
+    for sub in (tadd, tlist):
+        _add_store_options(sub)
+    return parser
+
+
+def read_password(prompt: str = "Password: ") -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass(prompt)
+        if getpass.getpass("Again: ") != first:
+            raise SystemExit("totp-admin: the passwords do not match")
+        password = first
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise SystemExit("totp-admin: the password is empty")
+    return password
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        return _manage(args)
+    except (ConfigError, KeyFileError) as err:
+        print(f"totp-admin: configuration error: {err}", file=sys.stderr)
+        return 2
+    except TotpAdminError as err:
+        print(f"totp-admin: {err}", file=sys.stderr)
+        return 1
+
+
+def _serve(args) -> int:
+    from ..server import app, tls
+
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings(
+        data_dir=args.data_dir, conf_dir=args.conf_dir, database_url=args.database_url,
+        host=args.host, port=args.port, https=not args.http, tls_cert=args.tls_cert, tls_key=args.tls_key,
+    )
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ConfigError("command line", "tls-cert/tls-key", None, "give both or neither")
+    try:
+        return app.run(settings)
+    except tls.TlsConfigError as err:
+        print(f"totp-admin: TLS configuration error: {err}", file=sys.stderr)
+        return 2
+
+
+def _manage(args) -> int:
+    from ..server.app import open_database
+
+    # Ask for the password before the transaction: a prompt must not hold a database lock.
+    password = None
+    if args.command == "user" and args.action in ("add", "passwd"):
+        password = read_password("New password: " if args.action == "passwd" else "Password: ")
+    db = open_database(store_settings(data_dir=args.data_dir, database_url=args.database_url), with_keys=False)
+    try:
+        with db.transaction() as unit:
+            users = unit.users
+            if args.command == "tenant" and args.action == "add":
+                users.add_tenant(args.domain)
+                print(f"added tenant {args.domain.lower()}")
+            elif args.command == "tenant" and args.action == "list":
+                for domain, count in users.tenants():
+                    print(f"{domain}\t{count} users")
+            elif args.action == "list":
+                for record in users.users(args.tenant.lower() if args.tenant else None):
+                    print(f"{record.ref.qualified}\t{record.role}")
+            else:
+                ref = parse_username(args.username)
+                if args.action == "add":
+                    users.add_user(ref, PasswordHasher().hash(password), args.role)
+                    print(f"added user {ref.qualified} ({args.role})")
+                elif args.action == "passwd":
+                    users.set_password(ref, PasswordHasher().hash(password))
+                    print(f"changed the password of {ref.qualified}")
+                elif args.action == "remove":
+                    users.remove_user(ref)
+                    print(f"removed user {ref.qualified}")
+    finally:
+        db.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

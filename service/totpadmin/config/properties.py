@@ -1,0 +1,59 @@
+"""conf/totp.properties, in Java properties syntax (parsed by jproperties), into :class:`TotpSettings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jproperties import Properties
+
+from .errors import ConfigError
+from .settings import SECRET_ENCODINGS, TotpSettings
+from .values import parse_bool, parse_int
+
+KNOWN_KEYS = {
+    "encodingMethod",
+    "timeStepSize",
+    "windowSize",
+    "enableTOTP",
+    "Issuer",
+    "UseCommonIssuer",
+    "secretKeyLength",
+    "chunkedBase64",
+}
+
+
+def load_totp_properties(path: Path) -> TotpSettings:
+    """Read ``path``; a missing file, unknown key or bad value raises :class:`ConfigError`."""
+    src = str(path)
+    props = Properties()
+    try:
+        with open(path, "rb") as fh:
+            props.load(fh, "utf-8")
+    except FileNotFoundError:
+        raise ConfigError(src, "(file)", None, "totp.properties file not found") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(src, "(file)", None, f"cannot be read: {type(exc).__name__}") from None
+    values = {key: props[key].data.strip() for key in props.keys()}
+
+    unknown = sorted(set(values) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(src, unknown[0], values[unknown[0]], f"unknown key; known keys: {', '.join(sorted(KNOWN_KEYS))}")
+
+    defaults = TotpSettings()
+    encoding = values.get("encodingMethod", defaults.encoding)
+    if encoding not in SECRET_ENCODINGS:
+        raise ConfigError(src, "encodingMethod", encoding, "must be Base32 or Base64")
+    issuer = values.get("Issuer") or None
+    use_common = parse_bool(src, "UseCommonIssuer", values.get("UseCommonIssuer"), defaults.use_common_issuer)
+    if use_common and not issuer:
+        raise ConfigError(src, "Issuer", issuer, "must be set when UseCommonIssuer=true")
+    return TotpSettings(
+        encoding=encoding,
+        time_step=parse_int(src, "timeStepSize", values.get("timeStepSize"), defaults.time_step, low=1, high=3600),
+        window_size=parse_int(src, "windowSize", values.get("windowSize"), defaults.window_size, low=1, high=21),
+        mandatory=parse_bool(src, "enableTOTP", values.get("enableTOTP"), defaults.mandatory),
+        issuer=issuer,
+        use_common_issuer=use_common,
+        secret_bytes=parse_int(src, "secretKeyLength", values.get("secretKeyLength"), defaults.secret_bytes, low=16, high=64),
+        chunked_base64=parse_bool(src, "chunkedBase64", values.get("chunkedBase64"), defaults.chunked_base64),
+    )

@@ -1,0 +1,62 @@
+"""The typed settings the rest of the program reads. Built once at start by :mod:`.loader`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SECRET_ENCODINGS = ("Base32", "Base64")
+
+
+@dataclass(frozen=True)
+class TotpSettings:
+    """conf/totp.properties."""
+
+    encoding: str = "Base32"  # encodingMethod
+    time_step: int = 30  # timeStepSize, seconds
+    window_size: int = 3  # windowSize: 3 accepts one step either side
+    mandatory: bool = False  # enableTOTP: TOTP required for every user
+    issuer: str | None = None  # Issuer
+    use_common_issuer: bool = False  # UseCommonIssuer
+    secret_bytes: int = 20  # secretKeyLength
+    chunked_base64: bool = True  # chunkedBase64: 76-column CRLF lines, as commons-codec 1.4
+
+
+@dataclass(frozen=True)
+class CarbonSettings:
+    """conf/carbon.xml."""
+
+    server_name: str = "WSO2 Identity Server"  # Name: the Basic-auth realm
+    host_name: str | None = None  # HostName: the host put into the WSDL; None = the request's Host
+    port_offset: int = 0  # Ports/Offset: added to 9443 as Carbon does
+    hide_wsdl: bool = True  # HideAdminServiceWSDLs
+    email_usernames: bool = False  # EnableEmailUserName
+
+    @property
+    def https_port(self) -> int:
+        return 9443 + self.port_offset
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    conf_dir: Path
+    totp: TotpSettings = field(default_factory=TotpSettings)
+    carbon: CarbonSettings = field(default_factory=CarbonSettings)
+    database_url: str | None = None  # None: SQLite file in the data directory
+    host: str = "0.0.0.0"
+    port: int = 9443
+    https: bool = True
+    tls_cert: Path | None = None  # PEM certificate chain; None: generated in the data directory
+    tls_key: Path | None = None
+    max_body_bytes: int = 1 << 20
+    credential_cache_seconds: float = 60.0
+    db_pool_size: int = 8
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "totp-admin.db"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"

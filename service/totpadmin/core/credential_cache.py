@@ -1,0 +1,62 @@
+"""A short-lived, in-memory memo of credentials that verified, so a password is not re-hashed per request.
+
+Entries are keyed by an HMAC of username and password under a per-process random key: the cache never
+holds a password or anything that lets one be tested offline after the process is gone. Each entry
+remembers the user's credential version; a password change bumps it, which invalidates the entry in
+every process that checks the version against the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CachedLogin:
+    user_id: int
+    credential_version: int
+    expires_at: float
+
+
+class CredentialCache:
+    def __init__(self, *, ttl: float = 60.0, max_entries: int = 10_000, clock=time.monotonic):
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._key = os.urandom(32)
+        self._entries: OrderedDict[bytes, CachedLogin] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _fingerprint(self, username: str, password: str) -> bytes:
+        user = username.encode("utf-8")
+        return hmac.new(self._key, len(user).to_bytes(4, "big") + user + password.encode("utf-8"), hashlib.sha256).digest()
+
+    def get(self, username: str, password: str) -> CachedLogin | None:
+        fp = self._fingerprint(username, password)
+        with self._lock:
+            entry = self._entries.get(fp)
+            if entry is None:
+                return None
+            if entry.expires_at <= self._clock():
+                del self._entries[fp]
+                return None
+            return entry
+
+    def put(self, username: str, password: str, user_id: int, credential_version: int) -> None:
+        fp = self._fingerprint(username, password)
+        entry = CachedLogin(user_id, credential_version, self._clock() + self._ttl)
+        with self._lock:
+            self._entries[fp] = entry
+            self._entries.move_to_end(fp)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    def discard(self, username: str, password: str) -> None:
+        with self._lock:
+            self._entries.pop(self._fingerprint(username, password), None)

@@ -1,0 +1,60 @@
+"""Errors the domain raises. The api layer maps each to the fault a legacy client expects."""
+
+
+class TotpAdminError(Exception):
+    """Base class. ``str(err)`` is safe to show a caller: it never holds secrets, codes or passwords."""
+
+
+class InvalidUsername(TotpAdminError):
+    """The username is missing, empty or malformed."""
+
+
+class UnknownTenant(TotpAdminError):
+    """No tenant has this domain."""
+
+    def __init__(self, domain: str):
+        super().__init__(f"Invalid tenant domain {domain}")
+        self.domain = domain
+
+
+class UnknownUser(TotpAdminError):
+    """The tenant has no user of this name."""
+
+    def __init__(self, username: str):
+        super().__init__(f"User {username} does not exist")
+        self.username = username
+
+
+class UserExists(TotpAdminError):
+    def __init__(self, username: str):
+        super().__init__(f"User {username} already exists")
+
+
+class TenantExists(TotpAdminError):
+    def __init__(self, domain: str):
+        super().__init__(f"Tenant {domain} already exists")
+
+
+class AuthenticationFailed(TotpAdminError):
+    """Wrong username or password. Deliberately says nothing about which."""
+
+    def __init__(self):
+        super().__init__("Access Denied. Authentication failed - Invalid credentials provided.")
+
+
+class NotAuthorized(TotpAdminError):
+    """The caller may not act on this user."""
+
+    def __init__(self):
+        super().__init__("User is not authorized perform the operation")
+
+
+class SecretUnreadable(TotpAdminError):
+    """A stored secret failed to decrypt: wrong or missing key, or tampered data."""
+
+
+class StoreUnavailable(TotpAdminError):
+    """The database could not be reached or failed mid-transaction; nothing was changed."""
+
+    def __init__(self):
+        super().__init__("The TOTP store is unavailable; try again later")

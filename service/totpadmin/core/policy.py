@@ -1,0 +1,14 @@
+"""The one place that decides whether a caller may manage a user's TOTP."""
+
+from __future__ import annotations
+
+from .errors import NotAuthorized
+from .principal import Principal
+from .usernames import UserRef
+
+
+def authorize(caller: Principal, target: UserRef) -> None:
+    """Admins act inside their own tenant; the super-tenant admin acts in every tenant."""
+    if caller.is_super_admin or (caller.is_admin and caller.ref.tenant == target.tenant):
+        return
+    raise NotAuthorized()

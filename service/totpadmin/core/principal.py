@@ -1,0 +1,26 @@
+"""Who is calling, once their credentials have been checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .usernames import SUPER_TENANT, UserRef
+
+ADMIN = "admin"
+USER = "user"
+ROLES = (ADMIN, USER)
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int
+    ref: UserRef
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
+
+    @property
+    def is_super_admin(self) -> bool:
+        return self.is_admin and self.ref.tenant == SUPER_TENANT

@@ -1,0 +1,144 @@
+"""Start the service: keys, database, first admin, TLS, the site, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import sys
+
+from twisted.internet import defer, endpoints, task
+from twisted.web import resource, server
+
+from ..api.context import Services
+from ..api.endpoint import Endpoint
+from ..api.wsdl import WsdlDocument
+from ..config.settings import Settings
+from ..core import keyring
+from ..core.authentication import Authenticator
+from ..core.credential_cache import CredentialCache
+from ..core.enrollment import Enrollment
+from ..core.passwords import PasswordHasher
+from ..core.principal import ADMIN
+from ..core.secretbox import SecretBox
+from ..core.usernames import SUPER_TENANT, UserRef
+from ..store.database import Database
+from . import tls
+from .resource import ServicesResource
+
+log = logging.getLogger(__name__)
+
+KEY_FILE = "secret-keys.json"
+ENV_ADMIN_PASSWORD = "TOTP_ADMIN_PASSWORD"
+DRAIN_SECONDS = 10.0
+
+
+def open_database(settings: Settings, *, with_keys: bool) -> Database:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    box = SecretBox(keyring.load_or_create(settings.data_dir / KEY_FILE)) if with_keys else None
+    db = Database(settings.effective_database_url, box=box, pool_size=settings.db_pool_size)
+    db.create_schema()
+    return db
+
+
+def bootstrap_admin(db: Database, hasher: PasswordHasher, out=sys.stdout) -> None:
+    """On a store with no users: ``admin`` in carbon.super, password from the environment or random."""
+    with db.transaction() as unit:
+        if unit.users.count():
+            return
+        password = os.environ.get(ENV_ADMIN_PASSWORD) or None
+        generated = password is None
+        if generated:
+            password = secrets.token_urlsafe(18)
+        unit.users.ensure_tenant(SUPER_TENANT)
+        unit.users.add_user(UserRef(SUPER_TENANT, "admin"), hasher.hash(password), ADMIN)
+    if generated:
+        # Printed once to the terminal, never logged.
+        print(f"Created user 'admin' in {SUPER_TENANT} with password: {password}", file=out, flush=True)
+    else:
+        print(f"Created user 'admin' in {SUPER_TENANT} with the password from {ENV_ADMIN_PASSWORD}", file=out, flush=True)
+
+
+class _Root(resource.Resource):
+    """/services/... goes to TOTPAdminService; everything else is 404 without Twisted's HTML page."""
+
+    def __init__(self, services_resource: ServicesResource):
+        super().__init__()
+        self.putChild(b"services", services_resource)
+
+    def getChild(self, path, request):
+        return resource.NoResource("Not found")
+
+
+def build_site(reactor, settings: Settings, db: Database) -> tuple[server.Site, ServicesResource]:
+    hasher = PasswordHasher()
+    services = Services(
+        settings=settings,
+        db=db,
+        enrollment=Enrollment(settings.totp),
+        authenticator=Authenticator(hasher, CredentialCache(ttl=settings.credential_cache_seconds),
+                                    email_usernames=settings.carbon.email_usernames),
+    )
+    reactor.suggestThreadPoolSize(settings.db_pool_size)
+    services_resource = ServicesResource(
+        reactor, reactor.getThreadPool(), Endpoint(services), WsdlDocument(),
+        hide_wsdl=settings.carbon.hide_wsdl, public_host=settings.carbon.host_name,
+        max_body_bytes=settings.max_body_bytes, https=settings.https,
+    )
+    site = server.Site(_Root(services_resource))
+    site.displayTracebacks = False
+    site.noisy = False
+    return site, services_resource
+
+
+def listen_endpoint(reactor, settings: Settings):
+    interface = settings.host
+    if settings.https:
+        cert, key = settings.tls_cert, settings.tls_key
+        if cert is None or key is None:
+            cert, key = tls.ensure_self_signed(settings.data_dir / "tls")
+        return endpoints.SSL4ServerEndpoint(reactor, settings.port, tls.context_factory(cert, key), interface=interface)
+    return endpoints.TCP4ServerEndpoint(reactor, settings.port, interface=interface)
+
+
+def run(settings: Settings) -> int:
+    """Serve until SIGTERM or SIGINT. Returns the process exit status."""
+    from twisted.internet import reactor
+
+    db = open_database(settings, with_keys=True)
+    bootstrap_admin(db, PasswordHasher())
+    site, services_resource = build_site(reactor, settings, db)
+    endpoint = listen_endpoint(reactor, settings)
+    state = {}
+
+    def started(port):
+        state["port"] = port
+        scheme = "https" if settings.https else "http"
+        log.info("TOTPAdminService listening on %s://%s:%d/services/TOTPAdminService",
+                 scheme, settings.host, port.getHost().port)
+
+    def failed(failure):
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, failure.getErrorMessage())
+        state["failed"] = True
+        reactor.stop()
+
+    @defer.inlineCallbacks
+    def drain():
+        """Stop accepting, let in-flight calls finish (bounded), then let the reactor stop."""
+        port = state.get("port")
+        if port is not None:
+            yield port.stopListening()
+        waited = 0.0
+        while services_resource.in_flight and waited < DRAIN_SECONDS:
+            yield task.deferLater(reactor, 0.05, lambda: None)
+            waited += 0.05
+        log.info("stopped (%d calls still in flight)", services_resource.in_flight)
+
+    reactor.addSystemEventTrigger("before", "shutdown", drain)
+    reactor.addSystemEventTrigger("after", "shutdown", db.dispose)
+    endpoint.listen(site).addCallbacks(started, failed)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: reactor.callFromThread(reactor.stop))
+    reactor.run(installSignalHandlers=False)
+    return 1 if state.get("failed") else 0

@@ -1,0 +1,151 @@
+"""The Twisted resource at /services/: routing, the WSDL, and handing calls to the worker threads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+import time
+
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+from twisted.web import resource, server
+
+from ..api.endpoint import Endpoint
+from ..api.messages import ApiReply, ApiRequest
+from ..api.wsdl import WsdlDocument
+from .routing import SERVICE, route
+
+log = logging.getLogger("totpadmin.access")
+
+SERVER_HEADER = b"WSO2 Carbon Server"
+_METADATA_QUERIES = {b"wsdl", b"wsdl2", b"xsd"}
+
+
+def basic_credentials(header: bytes | None) -> tuple[str, str] | None:
+    """(user, password) from ``Authorization: Basic ...``; None if absent or malformed."""
+    if not header:
+        return None
+    scheme, _, encoded = header.strip().partition(b" ")
+    if scheme.lower() != b"basic" or not encoded:
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    if not sep or not user or not password:
+        return None
+    return user, password
+
+
+class ServicesResource(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, reactor, pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument, *,
+                 hide_wsdl: bool, public_host: str | None, max_body_bytes: int, https: bool):
+        super().__init__()
+        self._reactor = reactor
+        self._pool = pool
+        self._endpoint = endpoint
+        self._wsdl = wsdl
+        self._hide_wsdl = hide_wsdl
+        self._public_host = public_host
+        self._max_body = max_body_bytes
+        self._scheme = "https" if https else "http"
+        self.in_flight = 0
+
+    def render(self, request: server.Request):
+        started = time.monotonic()
+        request.setHeader(b"server", SERVER_HEADER)
+        target = route(request.postpath)
+        if target is None or request.method not in (b"GET", b"POST"):
+            status = 404 if target is None else 405
+            return self._finish(request, ApiReply(status, "text/plain; charset=UTF-8",
+                                                  b"Not found\n" if status == 404 else b"Method not allowed\n"), started)
+
+        metadata = {k.lower() for k in request.args} & _METADATA_QUERIES if request.method == b"GET" else set()
+        if metadata:
+            return self._finish(request, self._metadata(request, metadata), started)
+
+        length = request.getHeader(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self._max_body):
+            return self._finish(request, ApiReply(413, "text/plain; charset=UTF-8", b"Request body too large\n"), started)
+
+        api_request = self._api_request(request, target.operation)
+        early = self._endpoint.precheck(api_request)
+        if early is not None:
+            return self._finish(request, early, started)
+
+        self.in_flight += 1
+        d = deferToThreadPool(self._reactor, self._pool, self._endpoint.handle, api_request)
+        d.addErrback(self._internal_error)
+        d.addCallback(lambda reply: self._finish(request, reply, started))
+        d.addBoth(self._done)
+        return server.NOT_DONE_YET
+
+    def _done(self, result):
+        self.in_flight -= 1
+        return None
+
+    @staticmethod
+    def _internal_error(failure) -> ApiReply:
+        log.error("request failed unexpectedly", exc_info=(failure.type, failure.value, failure.getTracebackObject()))
+        return ApiReply(500, "text/plain; charset=UTF-8", b"Internal server error\n")
+
+    def _api_request(self, request: server.Request, operation: str | None) -> ApiRequest:
+        content_type = (request.getHeader(b"content-type") or b"").split(b";", 1)[0].strip().lower()
+        query = {}
+        if request.method == b"GET":
+            query = {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
+                     for k, vs in request.args.items()}
+        request.content.seek(0)
+        body = request.content.read(self._max_body + 1)
+        return ApiRequest(
+            method=request.method.decode("ascii"),
+            operation=operation,
+            content_type=content_type.decode("latin-1"),
+            body=body,
+            query=query,
+            credentials=basic_credentials(request.getHeader(b"authorization")),
+            peer=getattr(request.getClientAddress(), "host", ""),
+        )
+
+    def _metadata(self, request: server.Request, asked: set[bytes]) -> ApiReply:
+        if self._hide_wsdl:
+            return ApiReply(403, "text/html; charset=UTF-8",
+                            f"Access to service metadata for service: {SERVICE} has been forbidden".encode())
+        if b"wsdl" not in asked:
+            return ApiReply(404, "text/plain; charset=UTF-8", b"Only ?wsdl is published\n")
+        return ApiReply(200, "text/xml; charset=UTF-8", self._wsdl.for_base(self._base_url(request)))
+
+    def _base_url(self, request: server.Request) -> str:
+        host = self._public_host
+        if host is None:
+            header = (request.getHeader(b"host") or b"").decode("latin-1")
+            host = header if _is_host(header) else f"localhost:{request.getHost().port}"
+        elif ":" not in host:
+            host = f"{host}:{request.getHost().port}"
+        return f"{self._scheme}://{host}"
+
+    def _finish(self, request: server.Request, reply: ApiReply, started: float):
+        if request.finished or request._disconnected:
+            return server.NOT_DONE_YET
+        request.setResponseCode(reply.status)
+        request.setHeader(b"content-type", reply.content_type.encode("latin-1"))
+        for name, value in reply.headers:
+            request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
+        request.write(reply.body)
+        request.finish()
+        log.info('%s "%s %s" %d %d %.1fms', getattr(request.getClientAddress(), "host", "-"),
+                 request.method.decode("ascii", "replace"), request.path.decode("latin-1"),
+                 reply.status, len(reply.body), (time.monotonic() - started) * 1000)
+        return server.NOT_DONE_YET
+
+
+_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
+
+
+def _is_host(value: str) -> bool:
+    return bool(_HOST.fullmatch(value))

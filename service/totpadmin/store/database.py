@@ -1,0 +1,78 @@
+"""The engine, the schema and transactions."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..core.errors import StoreUnavailable
+from ..core.secretbox import SecretBox
+from .accounts import AccountRepository
+from .models import Base
+from .users import UserRepository
+
+
+def make_engine(url: str, *, pool_size: int = 8) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's own BEGIN handling defers locking; take the write lock at BEGIN so concurrent
+        # read-modify-write transactions serialise instead of failing at COMMIT.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    dbapi_conn.isolation_level = None  # let the "begin" listener issue BEGIN
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class Unit:
+    """The repositories of one transaction."""
+
+    def __init__(self, session: Session, box: SecretBox | None):
+        self.session = session
+        self.users = UserRepository(session)
+        self._box = box
+
+    @property
+    def accounts(self) -> AccountRepository:
+        if self._box is None:
+            raise RuntimeError("this Database was opened without a key ring")
+        return AccountRepository(self.session, self._box)
+
+
+class Database:
+    def __init__(self, url: str, *, box: SecretBox | None = None, pool_size: int = 8):
+        self.url = url
+        self.engine = make_engine(url, pool_size=pool_size)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._box = box
+
+    def create_schema(self) -> None:
+        Base.metadata.create_all(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Unit]:
+        """One transaction: committed if the block returns, rolled back if it raises.
+
+        A lost or refused connection surfaces as :class:`StoreUnavailable`, with nothing written.
+        """
+        try:
+            with self._sessions.begin() as session:
+                yield Unit(session, self._box)
+        except (OperationalError, InterfaceError) as exc:
+            raise StoreUnavailable() from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()

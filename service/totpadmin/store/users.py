@@ -1,0 +1,114 @@
+"""Tenants and users: the SQL user store."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..core.authentication import LoginRecord
+from ..core.errors import TenantExists, UnknownTenant, UnknownUser, UserExists
+from ..core.principal import ROLES
+from ..core.usernames import UserRef
+from .models import Tenant, User
+
+
+def _record(user: User) -> LoginRecord:
+    return LoginRecord(
+        user_id=user.id,
+        ref=UserRef(tenant=user.tenant.domain, name=user.username),
+        role=user.role,
+        password_hash=user.password_hash,
+        credential_version=user.credential_version,
+    )
+
+
+class UserRepository:
+    def __init__(self, session: Session):
+        self._session = session
+
+    # --- tenants ---
+
+    def add_tenant(self, domain: str) -> Tenant:
+        domain = domain.strip().lower()
+        if self._tenant(domain) is not None:
+            raise TenantExists(domain)
+        tenant = Tenant(domain=domain)
+        self._session.add(tenant)
+        try:
+            self._session.flush()
+        except IntegrityError:
+            raise TenantExists(domain) from None
+        return tenant
+
+    def ensure_tenant(self, domain: str) -> Tenant:
+        return self._tenant(domain) or self.add_tenant(domain)
+
+    def tenants(self) -> list[tuple[str, int]]:
+        """(domain, number of users) for every tenant, by domain."""
+        rows = self._session.execute(
+            select(Tenant.domain, func.count(User.id)).outerjoin(User).group_by(Tenant.id).order_by(Tenant.domain)
+        )
+        return [(domain, count) for domain, count in rows]
+
+    def _tenant(self, domain: str) -> Tenant | None:
+        return self._session.scalar(select(Tenant).where(Tenant.domain == domain))
+
+    # --- users ---
+
+    def add_user(self, ref: UserRef, password_hash: str, role: str) -> User:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        tenant = self._tenant(ref.tenant)
+        if tenant is None:
+            raise UnknownTenant(ref.tenant)
+        if self._user(tenant.id, ref.name) is not None:
+            raise UserExists(ref.qualified)
+        user = User(tenant_id=tenant.id, username=ref.name, password_hash=password_hash, role=role)
+        self._session.add(user)
+        try:
+            self._session.flush()
+        except IntegrityError:
+            raise UserExists(ref.qualified) from None
+        return user
+
+    def set_password(self, ref: UserRef, password_hash: str) -> None:
+        user = self._require(ref)
+        user.password_hash = password_hash
+        user.credential_version += 1
+
+    def remove_user(self, ref: UserRef) -> None:
+        self._session.delete(self._require(ref))
+
+    def users(self, tenant: str | None = None) -> list[LoginRecord]:
+        query = select(User).join(Tenant).order_by(Tenant.domain, User.username)
+        if tenant is not None:
+            query = query.where(Tenant.domain == tenant)
+        return [_record(u) for u in self._session.scalars(query)]
+
+    def count(self) -> int:
+        return self._session.scalar(select(func.count(User.id)))
+
+    # --- logins (core.authentication.Logins) ---
+
+    def find_login(self, ref: UserRef) -> LoginRecord | None:
+        user = self._session.scalar(
+            select(User).join(Tenant).where(Tenant.domain == ref.tenant, User.username == ref.name)
+        )
+        return None if user is None else _record(user)
+
+    def get_login(self, user_id: int) -> LoginRecord | None:
+        user = self._session.get(User, user_id)
+        return None if user is None else _record(user)
+
+    def _user(self, tenant_id: int, name: str) -> User | None:
+        return self._session.scalar(select(User).where(User.tenant_id == tenant_id, User.username == name))
+
+    def _require(self, ref: UserRef) -> User:
+        tenant = self._tenant(ref.tenant)
+        if tenant is None:
+            raise UnknownTenant(ref.tenant)
+        user = self._user(tenant.id, ref.name)
+        if user is None:
+            raise UnknownUser(ref.qualified)
+        return user

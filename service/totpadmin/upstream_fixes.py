@@ -1,0 +1,64 @@
+"""Every workaround for an upstream bug or incompatibility, in one place. Import before spyne.
+
+Each fix names its upstream issue; delete it once a fixed release is pinned.
+
+Not needed because of how we use spyne (we drive spyne's protocols from our own Twisted resource and
+never import ``spyne.server.twisted``):
+- arskom/spyne#699, #709, PR #685: TwistedWebResource compares ``b"POST"`` with ``"POST"`` (405 on every
+  SOAP call) and ``_reconstruct_url`` mixes str and bytes (500 on ``?wsdl``).
+- twisted/twisted#12361: ``twisted.python.constants`` removed in 24.11, imported by spyne's Twisted transport.
+- arskom/spyne#712: Python 3.13 removed ``cgi``; spyne's SOAP protocol imports it. pyproject.toml installs
+  ``legacy-cgi`` there, which provides the module, so no code is needed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+from pathlib import Path
+
+
+def _patch_spyne_six() -> None:
+    """arskom/spyne#700, #708, #711 (fixed on master by PR #704, never released): spyne 2.14 vendors six
+    1.14 (with two spyne additions), whose meta-path importer has no ``find_spec``; Python 3.12 dropped
+    the ``find_module`` fallback, so ``import spyne`` fails with "No module named 'spyne.util.six.moves'".
+
+    Load spyne's own six under its name before spyne does, and give its importer the three methods six
+    1.16 added (``find_spec``, ``create_module``, ``exec_module``).
+    """
+    if "spyne.util.six" in sys.modules:
+        return
+    spyne_spec = importlib.util.find_spec("spyne")
+    if spyne_spec is None or not spyne_spec.submodule_search_locations:
+        return  # spyne is not installed; importing it will say so
+    path = Path(spyne_spec.submodule_search_locations[0]) / "util" / "six.py"
+    spec = importlib.util.spec_from_file_location("spyne.util.six", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["spyne.util.six"] = module
+    spec.loader.exec_module(module)
+    importer = module._SixMetaPathImporter
+    if not hasattr(importer, "find_spec"):
+        importer.find_spec = lambda self, fullname, path=None, target=None: (
+            importlib.util.spec_from_loader(fullname, self) if fullname in self.known_modules else None
+        )
+        importer.create_module = lambda self, spec: self.load_module(spec.name)
+        importer.exec_module = lambda self, module: None
+
+
+def _quiet_spyne_fault_logging() -> None:
+    """spyne logs every Fault, expected ones included, with a full traceback (spyne.application and
+    spyne.application.client), and every unparseable request body at ERROR (spyne.server._base,
+    spyne.protocol.soap.soap11.invalid) with the body in the message. Our api layer logs each outcome
+    itself, without request bodies, so these are turned off."""
+    for name in ("spyne.application", "spyne.application.client", "spyne.application.server",
+                 "spyne.server._base", "spyne.protocol.soap.soap11.invalid", "spyne.protocol.xml"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+def apply() -> None:
+    _patch_spyne_six()
+    _quiet_spyne_fault_logging()
+
+
+apply()
