@@ -14,11 +14,11 @@ def otpauth_url(issuer: str, account: str, secret: str, *, period: int = 30) -> 
     """``otpauth://totp/<issuer>:<account>?secret=<secret>&issuer=<issuer>``.
 
     Everything that could break an app's parser is percent-encoded (spaces as %20, ':' in either part,
-    non-ASCII as UTF-8). ``period`` is written only when it is not the default 30 seconds, so the
+    non-ASCII as UTF-8, '+' '/' '=' of a Base64 secret). ``period`` is written only when it is not the default 30 seconds, so the
     default output is byte-for-byte the WSO2 connector's.
     """
     label = f"{quote(issuer, safe=_LABEL_SAFE)}:{quote(account, safe=_LABEL_SAFE)}"
-    url = f"otpauth://totp/{label}?secret={secret}&issuer={quote(issuer, safe='')}"
+    url = f"otpauth://totp/{label}?secret={quote(secret, safe='')}&issuer={quote(issuer, safe='')}"
     if period != 30:
         url += f"&period={period}"
     return url

@@ -65,7 +65,7 @@ class ServicesResource(resource.Resource):
             return self._finish(request, ApiReply(status, "text/plain; charset=UTF-8",
                                                   b"Not found\n" if status == 404 else b"Method not allowed\n"), started)
 
-        metadata = {k.lower() for k in request.args} & _METADATA_QUERIES if request.method == b"GET" else set()
+        metadata = _query_names(request.uri) & _METADATA_QUERIES if request.method == b"GET" else set()
         if metadata:
             return self._finish(request, self._metadata(request, metadata), started)
 
@@ -142,6 +142,12 @@ class ServicesResource(resource.Resource):
                  request.method.decode("ascii", "replace"), request.path.decode("latin-1"),
                  reply.status, len(reply.body), (time.monotonic() - started) * 1000)
         return server.NOT_DONE_YET
+
+
+def _query_names(uri: bytes) -> set[bytes]:
+    """Lower-cased parameter names of the query, valueless ones (``?wsdl``) included."""
+    _, _, query = uri.partition(b"?")
+    return {part.split(b"=", 1)[0].lower() for part in query.split(b"&") if part}
 
 
 _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")

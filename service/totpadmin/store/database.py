@@ -19,7 +19,8 @@ from .users import UserRepository
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, pool_size=pool_size, max_overflow=0,
+                               connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own BEGIN handling defers locking; take the write lock at BEGIN so concurrent
         # read-modify-write transactions serialise instead of failing at COMMIT.
