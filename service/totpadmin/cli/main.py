@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -76,6 +77,7 @@ def read_password(prompt: str = "Password: ") -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.umask(0o077)  # the store, keys and certificates we create are readable by their owner only
     try:
         if args.command == "serve":
             return _serve(args)
