@@ -55,6 +55,9 @@ def test_parse_email_usernames_mode(raw, tenant, name):
         "bo\x1bb",
         "bo\nb",
         "bob\x7f",
+        "bob\n",
+        "\tbob",
+        "bob\x1f",
         "b" * (MAX_USERNAME_LENGTH + 1),
         "bob@" + "a" * MAX_USERNAME_LENGTH,
     ],
@@ -64,7 +67,7 @@ def test_invalid_usernames_raise(raw):
         parse_username(raw)
 
 
-@pytest.mark.parametrize("raw", ["bob@gmail.com@", "@abc.com@def.com"])
+@pytest.mark.parametrize("raw", [None, "", "bob@gmail.com@", "bob@gmail.com\x00@abc.com"])
 def test_invalid_email_usernames_raise(raw):
     with pytest.raises(InvalidUsername):
         parse_username(raw, email_usernames=True)

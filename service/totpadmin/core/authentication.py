@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,7 +19,6 @@ class LoginRecord:
     ref: UserRef
     role: str
     password_hash: str
-    credential_version: int
 
 
 class Logins(Protocol):
@@ -38,7 +38,7 @@ class Authenticator:
         hit = self._cache.get(username, password)
         if hit is not None:
             record = logins.get_login(hit.user_id)
-            if record is not None and record.credential_version == hit.credential_version:
+            if record is not None and hmac.compare_digest(record.password_hash, hit.password_hash):
                 return _principal(record)
             self._cache.discard(username, password)
 
@@ -52,7 +52,7 @@ class Authenticator:
             raise AuthenticationFailed()
         if not self._hasher.verify(record.password_hash, password):
             raise AuthenticationFailed()
-        self._cache.put(username, password, record.user_id, record.credential_version)
+        self._cache.put(username, password, record.user_id, record.password_hash)
         return _principal(record)
 
 

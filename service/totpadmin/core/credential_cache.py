@@ -2,8 +2,9 @@
 
 Entries are keyed by an HMAC of username and password under a per-process random key: the cache never
 holds a password or anything that lets one be tested offline after the process is gone. Each entry
-remembers the user's credential version; a password change bumps it, which invalidates the entry in
-every process that checks the version against the database.
+remembers the user's password hash as it was when the password verified; the caller compares it with
+the stored one, so a changed password (a new salted hash), a removed user or a new user that reuses the
+id all miss, in every process.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class CachedLogin:
     user_id: int
-    credential_version: int
+    password_hash: str
     expires_at: float
 
 
@@ -48,9 +49,9 @@ class CredentialCache:
                 return None
             return entry
 
-    def put(self, username: str, password: str, user_id: int, credential_version: int) -> None:
+    def put(self, username: str, password: str, user_id: int, password_hash: str) -> None:
         fp = self._fingerprint(username, password)
-        entry = CachedLogin(user_id, credential_version, self._clock() + self._ttl)
+        entry = CachedLogin(user_id, password_hash, self._clock() + self._ttl)
         with self._lock:
             self._entries[fp] = entry
             self._entries.move_to_end(fp)

@@ -31,13 +31,13 @@ class UserRef:
 
 def parse_username(raw: str | None, *, email_usernames: bool = False) -> UserRef:
     """Parse ``raw`` into a :class:`UserRef`; raise :class:`InvalidUsername` if it names nobody."""
-    if raw is None or not raw.strip():
+    if raw is None or not raw.strip(" "):
         raise InvalidUsername("The username is missing or empty")
-    raw = raw.strip()
-    if len(raw) > MAX_USERNAME_LENGTH:
-        raise InvalidUsername(f"The username is longer than {MAX_USERNAME_LENGTH} characters")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw):
         raise InvalidUsername("The username contains control characters")
+    raw = raw.strip(" ")
+    if len(raw) > MAX_USERNAME_LENGTH:
+        raise InvalidUsername(f"The username is longer than {MAX_USERNAME_LENGTH} characters")
 
     name, tenant = raw, SUPER_TENANT
     if email_usernames:

@@ -33,8 +33,6 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(255))
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
-    # Bumped on every password change; cached logins carry it and die with it.
-    credential_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
     tenant: Mapped[Tenant] = relationship(lazy="joined")

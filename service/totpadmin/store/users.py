@@ -19,7 +19,6 @@ def _record(user: User) -> LoginRecord:
         ref=UserRef(tenant=user.tenant.domain, name=user.username),
         role=user.role,
         password_hash=user.password_hash,
-        credential_version=user.credential_version,
     )
 
 
@@ -75,7 +74,6 @@ class UserRepository:
     def set_password(self, ref: UserRef, password_hash: str) -> None:
         user = self._require(ref)
         user.password_hash = password_hash
-        user.credential_version += 1
 
     def remove_user(self, ref: UserRef) -> None:
         self._session.delete(self._require(ref))
