@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..config.errors import ConfigError
 from ..config.loader import load_settings, store_settings
-from ..core.errors import TotpAdminError
+from ..core.errors import StoreUnavailable, TotpAdminError
 from ..core.keyring import KeyFileError
 from ..core.passwords import PasswordHasher
 from ..core.principal import ROLES, USER
@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, KeyFileError) as err:
         print(f"totp-admin: configuration error: {err}", file=sys.stderr)
         return 2
+    except StoreUnavailable as err:
+        print(f"totp-admin: the database is unavailable: {err.cause or 'no reason given'}", file=sys.stderr)
+        return 1
     except TotpAdminError as err:
         print(f"totp-admin: {err}", file=sys.stderr)
         return 1

@@ -54,7 +54,17 @@ class SecretUnreadable(TotpAdminError):
 
 
 class StoreUnavailable(TotpAdminError):
-    """The database could not be reached or failed mid-transaction; nothing was changed."""
+    """The database could not be reached or failed mid-transaction; nothing was changed.
 
-    def __init__(self):
+    ``str()`` is what callers of the service see; ``cause`` (the driver's one-line reason) is for the
+    operator's terminal and log only.
+    """
+
+    def __init__(self, cause: str = ""):
         super().__init__("The TOTP store is unavailable; try again later")
+        self.cause = cause
+
+
+class InvalidTenantDomain(TotpAdminError):
+    def __init__(self, domain: str):
+        super().__init__(f"{domain!r} is not a valid tenant domain (letters, digits, '-' and '.', like abc.com)")

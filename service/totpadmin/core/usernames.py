@@ -8,12 +8,23 @@ such as ``SECONDARY/`` stays part of the name.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from .errors import InvalidUsername
+from .errors import InvalidTenantDomain, InvalidUsername
 
 SUPER_TENANT = "carbon.super"
 MAX_USERNAME_LENGTH = 255
+_DOMAIN_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_TENANT_DOMAIN = re.compile(rf"{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*")
+
+
+def tenant_domain(raw: str) -> str:
+    """``raw`` as a tenant domain (lower-cased); :class:`InvalidTenantDomain` unless it is a DNS-style name."""
+    domain = raw.strip().lower()
+    if len(domain) > 253 or not _TENANT_DOMAIN.fullmatch(domain):
+        raise InvalidTenantDomain(raw)
+    return domain
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,6 @@ def bootstrap_admin(db: Database, hasher: PasswordHasher, out=sys.stdout) -> Non
         generated = password is None
         if generated:
             password = secrets.token_urlsafe(18)
-        unit.users.ensure_tenant(SUPER_TENANT)
         unit.users.add_user(UserRef(SUPER_TENANT, "admin"), hasher.hash(password), ADMIN)
     if generated:
         # Printed once to the terminal, never logged.
@@ -137,7 +136,8 @@ def run(settings: Settings) -> int:
 
     reactor.addSystemEventTrigger("before", "shutdown", drain)
     reactor.addSystemEventTrigger("after", "shutdown", db.dispose)
-    endpoint.listen(site).addCallbacks(started, failed)
+    # Listen once the reactor runs, so that a failure can stop it.
+    reactor.callWhenRunning(lambda: endpoint.listen(site).addCallbacks(started, failed))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: reactor.callFromThread(reactor.stop))
     reactor.run(installSignalHandlers=False)

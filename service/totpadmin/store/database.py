@@ -6,11 +6,14 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..config.errors import ConfigError
 from ..core.errors import StoreUnavailable
+from ..core.usernames import SUPER_TENANT
 from ..core.secretbox import SecretBox
 from .accounts import AccountRepository
 from .models import Base
@@ -18,7 +21,14 @@ from .users import UserRepository
 
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
-    if url.startswith("sqlite"):
+    """An engine for ``url``; :class:`ConfigError` if SQLAlchemy cannot use the URL at all."""
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise ConfigError("--database-url / TOTP_DATABASE_URL", "database URL", _masked(url),
+                          f"not a usable SQLAlchemy URL ({type(exc).__name__})") from None
+    if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, pool_size=pool_size, max_overflow=0,
                                connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -27,6 +37,19 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+
+
+def _masked(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "(unparsable URL)"
+
+
+def _cause(exc: Exception) -> str:
+    """The driver's reason in one line, without the SQL or SQLAlchemy's boilerplate."""
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -61,7 +84,13 @@ class Database:
         self._box = box
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Create missing tables and the built-in super tenant."""
+        try:
+            Base.metadata.create_all(self.engine)
+        except (OperationalError, InterfaceError) as exc:
+            raise StoreUnavailable(_cause(exc)) from exc
+        with self.transaction() as unit:
+            unit.users.ensure_tenant(SUPER_TENANT)
 
     @contextmanager
     def transaction(self) -> Iterator[Unit]:
@@ -73,7 +102,7 @@ class Database:
             with self._sessions.begin() as session:
                 yield Unit(session, self._box)
         except (OperationalError, InterfaceError) as exc:
-            raise StoreUnavailable() from exc
+            raise StoreUnavailable(_cause(exc)) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from ..core.authentication import LoginRecord
 from ..core.errors import TenantExists, UnknownTenant, UnknownUser, UserExists
 from ..core.principal import ROLES
-from ..core.usernames import UserRef
+from ..core.usernames import UserRef, tenant_domain
 from .models import Tenant, User
 
 
@@ -29,7 +29,7 @@ class UserRepository:
     # --- tenants ---
 
     def add_tenant(self, domain: str) -> Tenant:
-        domain = domain.strip().lower()
+        domain = tenant_domain(domain)
         if self._tenant(domain) is not None:
             raise TenantExists(domain)
         tenant = Tenant(domain=domain)
@@ -41,7 +41,15 @@ class UserRepository:
         return tenant
 
     def ensure_tenant(self, domain: str) -> Tenant:
-        return self._tenant(domain) or self.add_tenant(domain)
+        """The tenant, created if missing; safe when another process creates it at the same time."""
+        existing = self._tenant(domain)
+        if existing is not None:
+            return existing
+        try:
+            with self._session.begin_nested():
+                return self.add_tenant(domain)
+        except TenantExists:
+            return self._tenant(domain)
 
     def tenants(self) -> list[tuple[str, int]]:
         """(domain, number of users) for every tenant, by domain."""
