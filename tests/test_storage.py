@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ from wire import decode_qr, secret_of, zeep_client
 
 CLAIMS_SQL = ("SELECT c.uri, c.value, c.key_id FROM claims c JOIN users u ON u.id = c.user_id "
               "JOIN tenants t ON t.id = u.tenant_id WHERE t.domain = :tenant AND u.username = :name")
+
+
+def active_key_id(server) -> str:
+    return json.loads((server.data_dir / "secret-keys.json").read_text())["active"]
 
 
 def claim_rows(server, name="admin", tenant="carbon.super") -> dict[str, tuple[str, str | None]]:
@@ -39,7 +44,7 @@ def test_init_stores_claims_encrypted_and_is_idempotent(server):
     assert rows[claims.TOTP_ENABLED] == ("true", None)
     for uri in (claims.SECRET_KEY, claims.QR_CODE_URL):
         value, key_id = rows[uri]
-        assert key_id == "k1"
+        assert key_id == active_key_id(server)
         base64.b64decode(value, validate=True)
 
     secret_before = rows[claims.SECRET_KEY]
@@ -73,7 +78,7 @@ def test_refresh_returns_the_stored_ciphertext_and_rotates(server):
     old_url = decode_qr(svc.initTOTP(username="admin"))
     encrypted = svc.refreshSecretKey(username="admin")
     rows = claim_rows(server)
-    assert rows[claims.SECRET_KEY] == (encrypted, "k1")
+    assert rows[claims.SECRET_KEY] == (encrypted, active_key_id(server))
     assert rows[claims.ENCODING] == ("Base32", None)
     new_url = decode_qr(svc.initTOTP(username="admin"))
     assert secret_of(new_url) != secret_of(old_url)

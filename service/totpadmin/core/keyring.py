@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +34,31 @@ class KeyRing:
             raise KeyError(f"no key with id {key_id!r} in the key ring") from None
 
 
-def load_or_create(path: Path) -> KeyRing:
-    """Load the key ring at ``path``, creating it (mode 0600) with one fresh key if it does not exist."""
+def new_key_id() -> str:
+    """A fresh, unique key id: a restored old key file can never clash with a new one."""
+    return "k" + secrets.token_hex(4)
+
+
+def load_or_create(path: Path, *, needed: set[str] = frozenset()) -> KeyRing:
+    """Load the key ring at ``path``, creating it (mode 0600) with one fresh key if it does not exist.
+
+    ``needed`` are the ids of keys that stored values were sealed with: if any is missing, the file was
+    lost or replaced, and starting anyway would make those secrets unreadable for good.
+    """
     if not path.exists():
-        ring = KeyRing(active_id="k1", keys={"k1": os.urandom(KEY_BYTES)})
+        if needed:
+            raise KeyFileError(f"{path}: missing, but stored secrets were sealed with keys "
+                               f"{', '.join(sorted(needed))}; restore the key file from a backup")
+        key_id = new_key_id()
+        ring = KeyRing(active_id=key_id, keys={key_id: os.urandom(KEY_BYTES)})
         _write(path, ring)
         return ring
-    return load(path)
+    ring = load(path)
+    missing = set(needed) - set(ring.keys)
+    if missing:
+        raise KeyFileError(f"{path}: lacks keys {', '.join(sorted(missing))} that stored secrets were "
+                           f"sealed with; restore the key file from a backup")
+    return ring
 
 
 def load(path: Path) -> KeyRing:

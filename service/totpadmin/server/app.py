@@ -35,10 +35,13 @@ DRAIN_SECONDS = 10.0
 
 
 def open_database(settings: Settings, *, with_keys: bool) -> Database:
+    """The store with its schema; ``with_keys`` also opens (or first creates) the key ring, refusing one
+    that lacks a key the stored secrets were sealed with."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    box = SecretBox(keyring.load_or_create(settings.data_dir / KEY_FILE)) if with_keys else None
-    db = Database(settings.effective_database_url, box=box, pool_size=settings.db_pool_size)
+    db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
     db.create_schema()
+    if with_keys:
+        db.box = SecretBox(keyring.load_or_create(settings.data_dir / KEY_FILE, needed=db.key_ids_in_use()))
     return db
 
 

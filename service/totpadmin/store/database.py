@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlalchemy.engine import Engine
@@ -16,7 +16,7 @@ from ..core.errors import StoreUnavailable
 from ..core.usernames import SUPER_TENANT
 from ..core.secretbox import SecretBox
 from .accounts import AccountRepository
-from .models import Base
+from .models import Base, Claim
 from .users import UserRepository
 
 
@@ -81,7 +81,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._box = box
+        self.box = box
 
     def create_schema(self) -> None:
         """Create missing tables and the built-in super tenant."""
@@ -100,9 +100,14 @@ class Database:
         """
         try:
             with self._sessions.begin() as session:
-                yield Unit(session, self._box)
+                yield Unit(session, self.box)
         except (OperationalError, InterfaceError) as exc:
             raise StoreUnavailable(_cause(exc)) from exc
+
+    def key_ids_in_use(self) -> set[str]:
+        """Ids of the keys that sealed stored values."""
+        with self.transaction() as unit:
+            return set(unit.session.scalars(select(Claim.key_id).where(Claim.key_id.is_not(None)).distinct()))
 
     def dispose(self) -> None:
         self.engine.dispose()
