@@ -70,7 +70,6 @@ def _form_fields(request: ApiRequest) -> dict[str, list[str]]:
 class Binding:
     """One way of calling the service. Subclasses say how replies and faults are framed."""
 
-    name = ""
     content_type = ""
 
     def __init__(self, in_protocol: ProtocolBase):
@@ -110,7 +109,6 @@ class Binding:
 
 
 class Soap11Binding(Binding):
-    name = "soap11"
     content_type = "text/xml; charset=UTF-8"
 
     def __init__(self):
@@ -125,7 +123,6 @@ class Soap11Binding(Binding):
 
 
 class Soap12Binding(Binding):
-    name = "soap12"
 
     def __init__(self):
         super().__init__(Soap12())
@@ -144,7 +141,6 @@ class HttpBinding(Binding):
     """Axis2's REST binding: form POST or GET to ``.../TOTPAdminService/<operation>``; the reply is the
     bare response element. Axis2 switches a form request's reply to application/xml."""
 
-    name = "http"
     content_type = "application/xml; charset=UTF-8"
 
     def __init__(self, in_protocol: ProtocolBase | None = None):
@@ -164,7 +160,6 @@ class HttpBinding(Binding):
 class XmlHttpBinding(HttpBinding):
     """The same HTTP binding with the request element as an XML body (POST application/xml)."""
 
-    name = "http-xml"
 
     def __init__(self):
         super().__init__(XmlDocument())

@@ -16,6 +16,14 @@ _LEGACY_PREFIX = {
     "initTOTP": "TOTPAdminService failed to generateTOTP key for the user : {user}",
     "refreshSecretKey": "TOTPAdminService failed to generateTOTP key for the user : {user}",
     "resetTOTP": "Can not find the user realm for the user : {user}",
+    "generateSecret": "TOTPAdminService failed to generate a secret key for the user : {user}",
+    "enableTOTP": "TOTPAdminService failed to enable TOTP for the user : {user}",
+    "enableTOTPWithRecoveryCodes": "TOTPAdminService failed to enable TOTP for the user : {user}",
+    "validateTOTP": "TOTPAdminService failed to validate the TOTP of the user : {user}",
+    "retrieveSecretKey": "TOTPAdminService failed to retrieve the secret key of the user : {user}",
+    "regenerateRecoveryCodes": "TOTPAdminService failed to regenerate recovery codes for the user : {user}",
+    "unlockTOTP": "TOTPAdminService failed to unlock TOTP for the user : {user}",
+    "isTOTPEnabled": "TOTPAdminService failed to read the TOTP status of the user : {user}",
 }
 
 

@@ -1,5 +1,10 @@
 """The spyne service: TOTPAdminService's operations with their WSO2 wire names. Thin: each method hands
-its argument to the core through :meth:`CallContext.manage`."""
+its arguments to the core through :meth:`CallContext.manage`.
+
+Operations of connector 1.0.x (initTOTP, resetTOTP, refreshSecretKey), of later WSO2 versions
+(generateSecret, enableTOTP, validateTOTP, retrieveSecretKey), and our own additions
+(enableTOTPWithRecoveryCodes, regenerateRecoveryCodes, unlockTOTP, isTOTPEnabled).
+"""
 
 from __future__ import annotations
 
@@ -12,25 +17,68 @@ from . import faults
 
 log = logging.getLogger(__name__)
 
+Codes = Unicode(max_occurs="unbounded")  # Axis2 writes a String[] as repeated <return> elements
 
-def _operation(name: str, returns):
+
+def _operation(name: str, returns, *params):
     """``@rpc`` with Axis2's names: request ``name``, response ``nameResponse`` holding ``return``."""
-    return rpc(Unicode, _returns=returns, _operation_name=name, _out_message_name=f"{name}Response",
+    return rpc(*params, _returns=returns, _operation_name=name, _out_message_name=f"{name}Response",
                _out_variable_name="return", _throws=faults.ServiceFault)
 
 
 class TOTPAdminService(ServiceBase):
-    @_operation("initTOTP", Unicode)
+    # --- connector 1.0.x ---
+
+    @_operation("initTOTP", Unicode, Unicode)
     def init_totp(ctx, username):
         return ctx.udc.manage(username, ctx.udc.services.enrollment.init_totp)
 
-    @_operation("resetTOTP", Boolean)
+    @_operation("resetTOTP", Boolean, Unicode)
     def reset_totp(ctx, username):
         return ctx.udc.manage(username, ctx.udc.services.enrollment.reset_totp)
 
-    @_operation("refreshSecretKey", Unicode)
+    @_operation("refreshSecretKey", Unicode, Unicode)
     def refresh_secret_key(ctx, username):
         return ctx.udc.manage(username, ctx.udc.services.enrollment.refresh_secret_key)
+
+    # --- later WSO2 connectors ---
+
+    @_operation("generateSecret", Unicode, Unicode)
+    def generate_secret(ctx, username):
+        return ctx.udc.manage(username, ctx.udc.services.enrollment.generate_secret)
+
+    @_operation("enableTOTP", Boolean, Unicode, Unicode)
+    def enable_totp(ctx, username, verificationCode):
+        enrollment = ctx.udc.services.enrollment
+        return ctx.udc.manage(username, lambda account: enrollment.enable_totp(account, verificationCode) is not None)
+
+    @_operation("validateTOTP", Boolean, Unicode, Unicode)
+    def validate_totp(ctx, username, verificationCode):
+        validation = ctx.udc.services.validation
+        return ctx.udc.manage(username, lambda account: validation.validate_totp(account, verificationCode))
+
+    @_operation("retrieveSecretKey", Unicode, Unicode)
+    def retrieve_secret_key(ctx, username):
+        return ctx.udc.manage(username, ctx.udc.services.enrollment.retrieve_secret_key, allow_self=True)
+
+    # --- ours ---
+
+    @_operation("enableTOTPWithRecoveryCodes", Codes, Unicode, Unicode)
+    def enable_totp_with_recovery_codes(ctx, username, verificationCode):
+        enrollment = ctx.udc.services.enrollment
+        return ctx.udc.manage(username, lambda account: enrollment.enable_totp(account, verificationCode) or [])
+
+    @_operation("regenerateRecoveryCodes", Codes, Unicode)
+    def regenerate_recovery_codes(ctx, username):
+        return ctx.udc.manage(username, ctx.udc.services.enrollment.regenerate_recovery_codes)
+
+    @_operation("unlockTOTP", Boolean, Unicode)
+    def unlock_totp(ctx, username):
+        return ctx.udc.manage(username, ctx.udc.services.validation.unlock)
+
+    @_operation("isTOTPEnabled", Boolean, Unicode)
+    def is_totp_enabled(ctx, username):
+        return ctx.udc.manage(username, ctx.udc.services.validation.is_enabled)
 
     @classmethod
     def call_wrapper(cls, ctx, args=None):

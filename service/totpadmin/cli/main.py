@@ -14,11 +14,13 @@ from pathlib import Path
 
 from ..config.errors import ConfigError
 from ..config.loader import load_settings, store_settings
+from ..config.settings import TotpSettings
 from ..core.errors import StoreUnavailable, TotpAdminError
 from ..core.keyring import KeyFileError
 from ..core.passwords import PasswordHasher
 from ..core.principal import ROLES, USER
 from ..core.usernames import parse_username
+from ..core.validation import Validation
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -48,9 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("username")
     remove = user.add_parser("remove", help="remove a user and their TOTP data")
     remove.add_argument("username")
+    unlock = user.add_parser("unlock", help="end a TOTP lockout after too many wrong codes")
+    unlock.add_argument("username")
     listing = user.add_parser("list", help="list users")
     listing.add_argument("--tenant", help="only this tenant's users")
-    for sub in (add, passwd, remove, listing):
+    for sub in (add, passwd, remove, unlock, listing):
         _add_store_options(sub)
 
     tenant = commands.add_parser("tenant", help="manage tenants").add_subparsers(dest="action", required=True)
@@ -141,6 +145,9 @@ def _manage(args) -> int:
                 elif args.action == "remove":
                     users.remove_user(ref)
                     print(f"removed user {ref.qualified}")
+                elif args.action == "unlock":
+                    Validation(TotpSettings()).unlock(unit.accounts.find(ref))
+                    print(f"unlocked TOTP of {ref.qualified}")
     finally:
         db.dispose()
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 from jproperties import Properties
 
 from .errors import ConfigError
-from .settings import SECRET_ENCODINGS, TotpSettings
+from .settings import HASH_ALGORITHMS, SECRET_ENCODINGS, TotpSettings
 from .values import parse_bool, parse_int
 
 KNOWN_KEYS = {
@@ -19,6 +19,14 @@ KNOWN_KEYS = {
     "UseCommonIssuer",
     "secretKeyLength",
     "chunkedBase64",
+    "hashAlgorithm",
+    "digits",
+    "maxFailedAttempts",
+    "lockoutSeconds",
+    "maxLockoutSeconds",
+    "pendingSecretLifetime",
+    "recoveryCodeCount",
+    "allowSecretKeyRetrieval",
 }
 
 
@@ -47,6 +55,17 @@ def load_totp_properties(path: Path) -> TotpSettings:
     use_common = parse_bool(src, "UseCommonIssuer", values.get("UseCommonIssuer"), defaults.use_common_issuer)
     if use_common and not issuer:
         raise ConfigError(src, "Issuer", issuer, "must be set when UseCommonIssuer=true")
+    algorithm = values.get("hashAlgorithm", defaults.algorithm).upper()
+    if algorithm not in HASH_ALGORITHMS:
+        raise ConfigError(src, "hashAlgorithm", values["hashAlgorithm"], f"must be one of {', '.join(HASH_ALGORITHMS)}")
+    digits = parse_int(src, "digits", values.get("digits"), defaults.digits, low=6, high=8)
+    if digits == 7:
+        raise ConfigError(src, "digits", values["digits"], "must be 6 or 8")
+    lockout = parse_int(src, "lockoutSeconds", values.get("lockoutSeconds"), defaults.lockout_seconds, low=1, high=86400)
+    max_lockout = parse_int(src, "maxLockoutSeconds", values.get("maxLockoutSeconds"), defaults.max_lockout_seconds,
+                            low=1, high=30 * 86400)
+    if max_lockout < lockout:
+        raise ConfigError(src, "maxLockoutSeconds", values.get("maxLockoutSeconds"), "must not be less than lockoutSeconds")
     return TotpSettings(
         encoding=encoding,
         time_step=parse_int(src, "timeStepSize", values.get("timeStepSize"), defaults.time_step, low=1, high=3600),
@@ -56,4 +75,17 @@ def load_totp_properties(path: Path) -> TotpSettings:
         use_common_issuer=use_common,
         secret_bytes=parse_int(src, "secretKeyLength", values.get("secretKeyLength"), defaults.secret_bytes, low=16, high=64),
         chunked_base64=parse_bool(src, "chunkedBase64", values.get("chunkedBase64"), defaults.chunked_base64),
+        algorithm=algorithm,
+        digits=digits,
+        # NIST SP 800-63B 5.2.2: no more than 100 consecutive failures.
+        max_failed_attempts=parse_int(src, "maxFailedAttempts", values.get("maxFailedAttempts"),
+                                      defaults.max_failed_attempts, low=1, high=100),
+        lockout_seconds=lockout,
+        max_lockout_seconds=max_lockout,
+        pending_secret_seconds=parse_int(src, "pendingSecretLifetime", values.get("pendingSecretLifetime"),
+                                         defaults.pending_secret_seconds, low=1, high=7 * 86400),
+        recovery_codes=parse_int(src, "recoveryCodeCount", values.get("recoveryCodeCount"), defaults.recovery_codes,
+                                 low=1, high=50),
+        allow_secret_retrieval=parse_bool(src, "allowSecretKeyRetrieval", values.get("allowSecretKeyRetrieval"),
+                                          defaults.allow_secret_retrieval),
     )

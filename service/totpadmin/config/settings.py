@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SECRET_ENCODINGS = ("Base32", "Base64")
+HASH_ALGORITHMS = ("SHA1", "SHA256", "SHA512")
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,14 @@ class TotpSettings:
     use_common_issuer: bool = False  # UseCommonIssuer
     secret_bytes: int = 20  # secretKeyLength
     chunked_base64: bool = True  # chunkedBase64: 76-column CRLF lines, as commons-codec 1.4
+    algorithm: str = "SHA1"  # hashAlgorithm: HMAC of RFC 6238
+    digits: int = 6  # digits: 6 or 8
+    max_failed_attempts: int = 5  # maxFailedAttempts: wrong codes before a lockout
+    lockout_seconds: int = 300  # lockoutSeconds: first lockout; each further one doubles
+    max_lockout_seconds: int = 86400  # maxLockoutSeconds: the doubling stops here
+    pending_secret_seconds: int = 600  # pendingSecretLifetime: generateSecret's secret expires after
+    recovery_codes: int = 10  # recoveryCodeCount
+    allow_secret_retrieval: bool = False  # allowSecretKeyRetrieval: retrieveSecretKey answers at all
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,28 @@ class StoreUnavailable(TotpAdminError):
 class InvalidTenantDomain(TotpAdminError):
     def __init__(self, domain: str):
         super().__init__(f"{domain!r} is not a valid tenant domain (letters, digits, '-' and '.', like abc.com)")
+
+
+class UserLocked(TotpAdminError):
+    """Too many wrong codes: no code is checked until the lockout ends or an admin unlocks."""
+
+    def __init__(self, until: float):
+        super().__init__("TOTP is locked after too many failed attempts; try again later or ask an admin to unlock it")
+        self.until = until
+
+
+class TotpNotEnabled(TotpAdminError):
+    def __init__(self, *, mandatory: bool):
+        super().__init__("TOTP is mandatory but not enabled for the user" if mandatory
+                         else "TOTP is not enabled for the user")
+
+
+class NoPendingSecret(TotpAdminError):
+    def __init__(self, *, expired: bool = False):
+        super().__init__("The secret from generateSecret has expired; call generateSecret again" if expired
+                         else "There is no secret to enable; call generateSecret first")
+
+
+class SecretRetrievalDisabled(TotpAdminError):
+    def __init__(self):
+        super().__init__("Retrieving secret keys is disabled (allowSecretKeyRetrieval=false)")

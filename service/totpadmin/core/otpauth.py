@@ -10,17 +10,23 @@ from urllib.parse import quote
 _LABEL_SAFE = "@/"
 
 
-def otpauth_url(issuer: str, account: str, secret: str, *, period: int = 30) -> str:
+def otpauth_url(issuer: str, account: str, secret: str, *, period: int = 30, digits: int = 6,
+                algorithm: str = "SHA1") -> str:
     """``otpauth://totp/<issuer>:<account>?secret=<secret>&issuer=<issuer>``.
 
     Everything that could break an app's parser is percent-encoded (spaces as %20, ':' in either part,
-    non-ASCII as UTF-8, '+' '/' '=' of a Base64 secret). ``period`` is written only when it is not the default 30 seconds, so the
-    default output is byte-for-byte the WSO2 connector's.
+    non-ASCII as UTF-8, '+' '/' '=' of a Base64 secret). ``period``, ``digits`` and ``algorithm`` are
+    written only when they differ from the Key URI defaults (30, 6, SHA1), so the default output is
+    byte-for-byte the WSO2 connector's.
     """
     label = f"{quote(issuer, safe=_LABEL_SAFE)}:{quote(account, safe=_LABEL_SAFE)}"
     url = f"otpauth://totp/{label}?secret={quote(secret, safe='')}&issuer={quote(issuer, safe='')}"
     if period != 30:
         url += f"&period={period}"
+    if digits != 6:
+        url += f"&digits={digits}"
+    if algorithm != "SHA1":
+        url += f"&algorithm={algorithm}"
     return url
 
 

@@ -7,8 +7,11 @@ from .principal import Principal
 from .usernames import UserRef
 
 
-def authorize(caller: Principal, target: UserRef) -> None:
-    """Admins act inside their own tenant; the super-tenant admin acts in every tenant."""
+def authorize(caller: Principal, target: UserRef, *, allow_self: bool = False) -> None:
+    """Admins act inside their own tenant; the super-tenant admin acts in every tenant; with
+    ``allow_self``, any user also acts on themself."""
     if caller.is_super_admin or (caller.is_admin and caller.ref.tenant == target.tenant):
+        return
+    if allow_self and caller.ref == target:
         return
     raise NotAuthorized()

@@ -23,6 +23,7 @@ from ..core.passwords import PasswordHasher
 from ..core.principal import ADMIN
 from ..core.secretbox import SecretBox
 from ..core.usernames import SUPER_TENANT, UserRef
+from ..core.validation import Validation
 from ..store.database import Database
 from . import tls
 from .resource import ServicesResource
@@ -79,6 +80,7 @@ def build_site(reactor, settings: Settings, db: Database) -> tuple[server.Site, 
         settings=settings,
         db=db,
         enrollment=Enrollment(settings.totp),
+        validation=Validation(settings.totp),
         authenticator=Authenticator(hasher, CredentialCache(ttl=settings.credential_cache_seconds),
                                     email_usernames=settings.carbon.email_usernames),
     )

@@ -71,8 +71,7 @@ class Unit:
 
     @property
     def accounts(self) -> AccountRepository:
-        if self._box is None:
-            raise RuntimeError("this Database was opened without a key ring")
+        """Accounts; without a key ring (management commands) their encrypted claims cannot be read."""
         return AccountRepository(self.session, self._box)
 
 

@@ -1,0 +1,45 @@
+"""validateTOTP: is this the user's current code (or one of their recovery codes)?"""
+
+from __future__ import annotations
+
+import time
+
+from ..config.settings import TotpSettings
+from . import claims, recovery, secret_codec
+from .account import Account
+from .codecheck import CodeChecker
+from .enrollment import is_enabled
+from .errors import TotpNotEnabled
+
+
+class Validation:
+    def __init__(self, settings: TotpSettings, *, clock=time.time, recovery_hasher=recovery.RECOVERY_HASHER):
+        self._settings = settings
+        self._checker = CodeChecker(settings, clock, recovery_hasher)
+
+    def validate_totp(self, account: Account, code: str | None) -> bool:
+        """True once per valid code. A user without TOTP: a fault when TOTP is mandatory
+        (``enableTOTP=true``), else False without counting a failure. Wrong codes, replays and
+        wrong recovery codes count toward the lockout; while locked, :class:`UserLocked`."""
+        state = self._checker.unlocked_state(account)
+        if not is_enabled(account):
+            if self._settings.mandatory:
+                raise TotpNotEnabled(mandatory=True)
+            return False
+        encoding = account.get(claims.ENCODING) or self._settings.encoding
+        key = secret_codec.decode_secret(account.get(claims.SECRET_KEY), encoding)
+        if self._checker.totp_step(account, key, code, state) is not None \
+                or self._checker.spend_recovery_code(account, code):
+            self._checker.succeeded(account, state)
+            return True
+        self._checker.failed(account, state)
+        return False
+
+    def unlock(self, account: Account) -> bool:
+        """End a lockout and forget counted failures (an admin's action)."""
+        account.save_state(failures=0, locked_until=None)
+        return True
+
+    @staticmethod
+    def is_enabled(account: Account) -> bool:
+        return is_enabled(account)
