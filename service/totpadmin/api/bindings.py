@@ -8,6 +8,7 @@ envelope and faults the way Axis2 does.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs
 
 from spyne import Application, MethodContext
@@ -26,6 +27,9 @@ from .service import TOTPAdminService
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 64
+# A SOAP message must not contain a DTD (SOAP 1.1 section 3, SOAP 1.2 part 1 section 5); refusing any
+# declaration outright rules out external entities and entity expansion whatever the parser does.
+_DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 class _Transport(HttpTransportContext):
@@ -71,6 +75,7 @@ class Binding:
     """One way of calling the service. Subclasses say how replies and faults are framed."""
 
     content_type = ""
+    reads_xml = True
 
     def __init__(self, in_protocol: ProtocolBase):
         app = Application([TOTPAdminService], tns=TNS, name=SERVICE_NAME,
@@ -78,6 +83,9 @@ class Binding:
         self._server = _Server(app)
 
     def call(self, request: ApiRequest, udc: CallContext) -> ApiReply:
+        if self.reads_xml and _DTD.search(request.body):
+            return self.fault(faults.ServiceFault("DTDs and entity declarations are not allowed", declared=False,
+                                                  client=True), request.operation)
         ctx = MethodContext(self._server, MethodContext.SERVER)
         ctx.udc = udc
         ctx.in_string = [request.body]
@@ -86,11 +94,14 @@ class Binding:
             (ctx, *_aux) = self._server.generate_contexts(ctx, "utf-8")
             if ctx.in_error is None:
                 self._server.get_in_object(ctx)
-            if ctx.in_error is not None:
-                return self.fault(faults.from_spyne(ctx.in_error, request.operation), request.operation)
-            self._server.get_out_object(ctx)
         except faults.ServiceFault as fault:
             return self.fault(fault, request.operation)
+        except UnicodeDecodeError:
+            return self.fault(faults.ServiceFault("The request body is not valid UTF-8", declared=False,
+                                                  client=True), request.operation)
+        if ctx.in_error is not None:
+            return self.fault(faults.from_spyne(ctx.in_error, request.operation), request.operation)
+        self._server.get_out_object(ctx)
         operation = ctx.descriptor.operation_name
         if ctx.out_error is not None:
             return self.fault(faults.from_spyne(ctx.out_error, operation), operation)
@@ -142,6 +153,7 @@ class HttpBinding(Binding):
     bare response element. Axis2 switches a form request's reply to application/xml."""
 
     content_type = "application/xml; charset=UTF-8"
+    reads_xml = False
 
     def __init__(self, in_protocol: ProtocolBase | None = None):
         super().__init__(in_protocol or HttpRpc(validator="soft"))
@@ -159,6 +171,8 @@ class HttpBinding(Binding):
 
 class XmlHttpBinding(HttpBinding):
     """The same HTTP binding with the request element as an XML body (POST application/xml)."""
+
+    reads_xml = True
 
 
     def __init__(self):

@@ -9,7 +9,7 @@ import signal
 import sys
 
 from twisted.internet import defer, endpoints, task
-from twisted.web import resource, server
+from twisted.web import resource
 
 from ..api.context import Services
 from ..api.endpoint import Endpoint
@@ -27,6 +27,7 @@ from ..core.validation import Validation
 from ..store.database import Database
 from . import tls
 from .resource import ServicesResource
+from .site import ServiceSite
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class _Root(resource.Resource):
         return resource.NoResource("Not found")
 
 
-def build_site(reactor, settings: Settings, db: Database) -> tuple[server.Site, ServicesResource]:
+def build_site(reactor, settings: Settings, db: Database) -> tuple[ServiceSite, ServicesResource]:
     hasher = PasswordHasher()
     services = Services(
         settings=settings,
@@ -87,13 +88,9 @@ def build_site(reactor, settings: Settings, db: Database) -> tuple[server.Site, 
     reactor.suggestThreadPoolSize(settings.db_pool_size)
     services_resource = ServicesResource(
         reactor, reactor.getThreadPool(), Endpoint(services), WsdlDocument(),
-        hide_wsdl=settings.carbon.hide_wsdl, public_host=settings.carbon.host_name,
-        max_body_bytes=settings.max_body_bytes, https=settings.https,
+        hide_wsdl=settings.carbon.hide_wsdl, public_host=settings.carbon.host_name, https=settings.https,
     )
-    site = server.Site(_Root(services_resource))
-    site.displayTracebacks = False
-    site.noisy = False
-    return site, services_resource
+    return ServiceSite(_Root(services_resource), max_body_bytes=settings.max_body_bytes), services_resource
 
 
 def listen_endpoint(reactor, settings: Settings):

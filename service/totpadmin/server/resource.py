@@ -44,7 +44,7 @@ class ServicesResource(resource.Resource):
     isLeaf = True
 
     def __init__(self, reactor, pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument, *,
-                 hide_wsdl: bool, public_host: str | None, max_body_bytes: int, https: bool):
+                 hide_wsdl: bool, public_host: str | None, https: bool):
         super().__init__()
         self._reactor = reactor
         self._pool = pool
@@ -52,7 +52,6 @@ class ServicesResource(resource.Resource):
         self._wsdl = wsdl
         self._hide_wsdl = hide_wsdl
         self._public_host = public_host
-        self._max_body = max_body_bytes
         self._scheme = "https" if https else "http"
         self.in_flight = 0
 
@@ -69,8 +68,7 @@ class ServicesResource(resource.Resource):
         if metadata:
             return self._finish(request, self._metadata(request, metadata), started)
 
-        length = request.getHeader(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self._max_body):
+        if getattr(request.content, "overflowed", False):
             return self._finish(request, ApiReply(413, "text/plain; charset=UTF-8", b"Request body too large\n"), started)
 
         api_request = self._api_request(request, target.operation)
@@ -101,7 +99,7 @@ class ServicesResource(resource.Resource):
             query = {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
                      for k, vs in request.args.items()}
         request.content.seek(0)
-        body = request.content.read(self._max_body + 1)
+        body = request.content.read()
         return ApiRequest(
             method=request.method.decode("ascii"),
             operation=operation,
