@@ -1,21 +1,25 @@
-"""What a service method sees: the long-lived services and the authenticated caller."""
+"""What a service method sees: the long-lived services, the authenticated caller, and this request."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from ..config.settings import Settings
-from ..core.authentication import Authenticator
+from ..core import audit
 from ..core.account import Account
+from ..core.authentication import Authenticator
 from ..core.enrollment import Enrollment
+from ..core.errors import InvalidUsername, NotAuthorized, StoreUnavailable, TotpAdminError
 from ..core.policy import authorize
 from ..core.principal import Principal
-from ..core.usernames import parse_username
+from ..core.usernames import UserRef, parse_username
 from ..core.validation import Validation
 from ..store.database import Database
 
 T = TypeVar("T")
+audit_log = logging.getLogger("totpadmin.audit")
 
 
 @dataclass(frozen=True)
@@ -29,16 +33,63 @@ class Services:
     authenticator: Authenticator
 
 
-@dataclass(frozen=True)
+@dataclass
 class CallContext:
     """``ctx.udc`` of one spyne call."""
 
     services: Services
     principal: Principal
+    request_id: str = ""
+    peer: str = ""
+    operation: str = ""  # set by the service before the method runs
 
-    def manage(self, username: str | None, action: Callable[[Account], T], *, allow_self: bool = False) -> T:
-        """Run ``action`` on ``username``'s account in one transaction, if the caller may."""
-        ref = parse_username(username, email_usernames=self.services.settings.carbon.email_usernames)
+    def manage(self, username: str | None, action: Callable[[Account], T], *, allow_self: bool | None = None,
+               verdict: bool = False) -> T:
+        """Run ``action`` on ``username``'s account in one transaction, if the caller may, and audit it in
+        the same transaction. ``allow_self``: None follows the SelfOperationsEnabled setting.
+        ``verdict``: the result says success (true, non-empty) or failure (false, empty)."""
+        ref = self.target(username)
+        if allow_self is None:
+            allow_self = self.services.settings.totp.self_operations
         authorize(self.principal, ref, allow_self=allow_self)
         with self.services.db.transaction() as unit:
-            return action(unit.accounts.find(ref))
+            result = action(unit.accounts.find(ref))
+            outcome = audit.FAILURE if verdict and not result else audit.SUCCESS
+            unit.audit.add(self._event(ref, outcome))
+        self._log(ref, outcome)
+        return result
+
+    def target(self, username: str | None) -> UserRef:
+        return parse_username(username, email_usernames=self.services.settings.carbon.email_usernames)
+
+    def record_refusal(self, username: str | None, err: TotpAdminError) -> None:
+        """Audit a refused call in a transaction of its own (the operation's was rolled back)."""
+        try:
+            ref = self.target(username)
+        except InvalidUsername:
+            ref = None
+        outcome = audit.DENIED if isinstance(err, NotAuthorized) else audit.FAULT
+        event = self._event(ref, outcome, type(err).__name__, raw_target=username)
+        self._log(ref, outcome, event.detail)
+        store_event(self.services.db, event)
+
+    def _event(self, ref: UserRef | None, outcome: str, detail: str = "", raw_target: str | None = None):
+        return audit.AuditEvent(
+            request_id=self.request_id, source=self.peer, caller=self.principal.ref.qualified,
+            operation=self.operation, target=ref.qualified if ref else raw_target, tenant=ref.tenant if ref else None,
+            outcome=outcome, detail=detail,
+        )
+
+    def _log(self, ref: UserRef | None, outcome: str, detail: str = "") -> None:
+        audit_log.info("request=%s source=%s caller=%s operation=%s target=%s outcome=%s%s", self.request_id,
+                       self.peer, self.principal.ref.qualified, self.operation, ref.qualified if ref else "-",
+                       outcome, f" detail={detail}" if detail else "")
+
+
+def store_event(db: Database, event: audit.AuditEvent) -> None:
+    """Write one audit event on its own; a store outage is logged, not raised."""
+    try:
+        with db.transaction() as unit:
+            unit.audit.add(event)
+    except StoreUnavailable:
+        audit_log.warning("request=%s: audit event not stored: the database is unavailable", event.request_id)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
+from ..core import audit
 from ..core.errors import AuthenticationFailed, StoreUnavailable
 from ..core.principal import Principal
 from . import faults
 from .bindings import Bindings, UnsupportedMediaType
-from .context import CallContext, Services
+from .context import CallContext, Services, audit_log, store_event
 from .messages import ApiReply, ApiRequest
-
-log = logging.getLogger(__name__)
-
 
 class Endpoint:
     def __init__(self, services: Services):
@@ -43,9 +39,19 @@ class Endpoint:
         try:
             principal = self._authenticate(*request.credentials)
         except (AuthenticationFailed, StoreUnavailable) as err:
-            log.info("authentication refused for a request from %s: %s", request.peer, type(err).__name__)
+            if isinstance(err, AuthenticationFailed):
+                self._audit_failed_login(request)
             return binding.fault(faults.ServiceFault(str(err), declared=False), request.operation)
-        return binding.call(request, CallContext(self.services, principal))
+        return binding.call(request, CallContext(self.services, principal, request_id=request.request_id,
+                                                 peer=request.peer))
+
+    def _audit_failed_login(self, request: ApiRequest) -> None:
+        event = audit.AuditEvent(request_id=request.request_id, source=request.peer, caller=request.credentials[0],
+                                 operation=request.operation or "(soap)", target=None, tenant=None,
+                                 outcome=audit.AUTH_FAILED)
+        audit_log.info("request=%s source=%s caller=%r outcome=%s", event.request_id, event.source, event.caller,
+                       event.outcome)
+        store_event(self.services.db, event)
 
     def _authenticate(self, username: str, password: str) -> Principal:
         with self.services.db.transaction() as unit:

@@ -14,6 +14,7 @@ class ApiRequest:
     query: dict[str, list[str]] = field(default_factory=dict)
     credentials: tuple[str, str] | None = None  # from a well-formed Basic Authorization header
     peer: str = ""
+    request_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -50,12 +50,14 @@ class TOTPAdminService(ServiceBase):
     @_operation("enableTOTP", Boolean, Unicode, Unicode)
     def enable_totp(ctx, username, verificationCode):
         enrollment = ctx.udc.services.enrollment
-        return ctx.udc.manage(username, lambda account: enrollment.enable_totp(account, verificationCode) is not None)
+        return ctx.udc.manage(username, lambda account: enrollment.enable_totp(account, verificationCode) is not None,
+                              verdict=True)
 
     @_operation("validateTOTP", Boolean, Unicode, Unicode)
     def validate_totp(ctx, username, verificationCode):
         validation = ctx.udc.services.validation
-        return ctx.udc.manage(username, lambda account: validation.validate_totp(account, verificationCode))
+        return ctx.udc.manage(username, lambda account: validation.validate_totp(account, verificationCode),
+                              verdict=True)
 
     @_operation("retrieveSecretKey", Unicode, Unicode)
     def retrieve_secret_key(ctx, username):
@@ -66,7 +68,8 @@ class TOTPAdminService(ServiceBase):
     @_operation("enableTOTPWithRecoveryCodes", Codes, Unicode, Unicode)
     def enable_totp_with_recovery_codes(ctx, username, verificationCode):
         enrollment = ctx.udc.services.enrollment
-        return ctx.udc.manage(username, lambda account: enrollment.enable_totp(account, verificationCode) or [])
+        return ctx.udc.manage(username, lambda account: enrollment.enable_totp(account, verificationCode) or [],
+                              verdict=True)
 
     @_operation("regenerateRecoveryCodes", Codes, Unicode)
     def regenerate_recovery_codes(ctx, username):
@@ -74,7 +77,7 @@ class TOTPAdminService(ServiceBase):
 
     @_operation("unlockTOTP", Boolean, Unicode)
     def unlock_totp(ctx, username):
-        return ctx.udc.manage(username, ctx.udc.services.validation.unlock)
+        return ctx.udc.manage(username, ctx.udc.services.validation.unlock, allow_self=False)
 
     @_operation("isTOTPEnabled", Boolean, Unicode)
     def is_totp_enabled(ctx, username):
@@ -83,12 +86,12 @@ class TOTPAdminService(ServiceBase):
     @classmethod
     def call_wrapper(cls, ctx, args=None):
         """Turn domain errors into the faults legacy clients expect; never let a traceback out."""
-        operation = ctx.descriptor.operation_name
+        operation = ctx.udc.operation = ctx.descriptor.operation_name
         username = getattr(ctx.in_object, "username", None)
         try:
             return super().call_wrapper(ctx, args)
         except TotpAdminError as err:
-            log.info("%s refused: %s", operation, type(err).__name__)
+            ctx.udc.record_refusal(username, err)
             raise faults.for_error(operation, username, err) from None
         except Exception:
             log.exception("%s failed unexpectedly", operation)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..config.errors import ConfigError
+from . import audit as audit_cli
 from ..config.loader import load_settings, store_settings
 from ..config.settings import TotpSettings
 from ..core.errors import StoreUnavailable, TotpAdminError
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--tenant", help="only this tenant's users")
     for sub in (add, passwd, remove, unlock, listing):
         _add_store_options(sub)
+
+    audit_cli.register(commands, _add_store_options)
 
     tenant = commands.add_parser("tenant", help="manage tenants").add_subparsers(dest="action", required=True)
     tadd = tenant.add_parser("add", help="add a tenant")
@@ -125,6 +128,8 @@ def _manage(args) -> int:
     try:
         with db.transaction() as unit:
             users = unit.users
+            if args.command == "audit":
+                return audit_cli.run(args, unit)
             if args.command == "tenant" and args.action == "add":
                 users.add_tenant(args.domain)
                 print(f"added tenant {args.domain.lower()}")

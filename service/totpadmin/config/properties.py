@@ -27,6 +27,7 @@ KNOWN_KEYS = {
     "pendingSecretLifetime",
     "recoveryCodeCount",
     "allowSecretKeyRetrieval",
+    "SelfOperationsEnabled",
 }
 
 
@@ -88,4 +89,6 @@ def load_totp_properties(path: Path) -> TotpSettings:
                                  low=1, high=50),
         allow_secret_retrieval=parse_bool(src, "allowSecretKeyRetrieval", values.get("allowSecretKeyRetrieval"),
                                           defaults.allow_secret_retrieval),
+        self_operations=parse_bool(src, "SelfOperationsEnabled", values.get("SelfOperationsEnabled"),
+                                   defaults.self_operations),
     )

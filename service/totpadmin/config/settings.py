@@ -29,6 +29,7 @@ class TotpSettings:
     pending_secret_seconds: int = 600  # pendingSecretLifetime: generateSecret's secret expires after
     recovery_codes: int = 10  # recoveryCodeCount
     allow_secret_retrieval: bool = False  # allowSecretKeyRetrieval: retrieveSecretKey answers at all
+    self_operations: bool = False  # SelfOperationsEnabled: users may manage their own TOTP
 
 
 @dataclass(frozen=True)

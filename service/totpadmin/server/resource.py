@@ -7,6 +7,7 @@ import binascii
 import logging
 import re
 import time
+import uuid
 
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
@@ -93,6 +94,8 @@ class ServicesResource(resource.Resource):
         return ApiReply(500, "text/plain; charset=UTF-8", b"Internal server error\n")
 
     def _api_request(self, request: server.Request, operation: str | None) -> ApiRequest:
+        request_id = uuid.uuid4().hex
+        request.setHeader(b"x-request-id", request_id.encode("ascii"))
         content_type = (request.getHeader(b"content-type") or b"").split(b";", 1)[0].strip().lower()
         query = {}
         if request.method == b"GET":
@@ -108,6 +111,7 @@ class ServicesResource(resource.Resource):
             query=query,
             credentials=basic_credentials(request.getHeader(b"authorization")),
             peer=getattr(request.getClientAddress(), "host", ""),
+            request_id=request_id,
         )
 
     def _metadata(self, request: server.Request, asked: set[bytes]) -> ApiReply:

@@ -16,6 +16,7 @@ from ..core.errors import StoreUnavailable
 from ..core.usernames import SUPER_TENANT
 from ..core.secretbox import SecretBox
 from .accounts import AccountRepository
+from .audit import AuditRepository
 from .models import Base, Claim
 from .users import UserRepository
 
@@ -67,6 +68,7 @@ class Unit:
     def __init__(self, session: Session, box: SecretBox | None):
         self.session = session
         self.users = UserRepository(session)
+        self.audit = AuditRepository(session)
         self._box = box
 
     @property

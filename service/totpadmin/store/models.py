@@ -9,7 +9,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    """Naive UTC: stored the same way on SQLite and PostgreSQL (TIMESTAMP WITHOUT TIME ZONE)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):
@@ -72,3 +73,20 @@ class RecoveryCode(Base):
     lookup: Mapped[str] = mapped_column(String(8))  # the code's first characters, not secret
     code_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class AuditRecord(Base):
+    """core.audit.AuditEvent, with the time it was recorded."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=_now, index=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))
+    caller: Mapped[str] = mapped_column(String(255), index=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(255), index=True)
+    tenant: Mapped[str | None] = mapped_column(String(255), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(255), default="")
