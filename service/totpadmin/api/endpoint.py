@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..core import audit
 from ..core.errors import AuthenticationFailed, StoreUnavailable
 from ..core.principal import Principal
@@ -38,12 +40,15 @@ class Endpoint:
         binding = self.bindings.select(request)
         try:
             principal = self._authenticate(*request.credentials)
-        except (AuthenticationFailed, StoreUnavailable) as err:
-            if isinstance(err, AuthenticationFailed):
-                self._audit_failed_login(request)
+        except StoreUnavailable as err:
             return binding.fault(faults.ServiceFault(str(err), declared=False), request.operation)
-        return binding.call(request, CallContext(self.services, principal, request_id=request.request_id,
-                                                 peer=request.peer))
+        except AuthenticationFailed as err:
+            self._audit_failed_login(request)
+            return replace(binding.fault(faults.ServiceFault(str(err), declared=False), request.operation),
+                           authenticated=False)
+        reply = binding.call(request, CallContext(self.services, principal, request_id=request.request_id,
+                                                  peer=request.peer))
+        return replace(reply, authenticated=True)
 
     def _audit_failed_login(self, request: ApiRequest) -> None:
         event = audit.AuditEvent(request_id=request.request_id, source=request.peer, caller=request.credentials[0],

@@ -23,3 +23,4 @@ class ApiReply:
     content_type: str
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
+    authenticated: bool | None = None  # whether the Basic credentials verified; None: not checked

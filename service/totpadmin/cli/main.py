@@ -22,6 +22,7 @@ from ..core.passwords import PasswordHasher
 from ..core.principal import ROLES, USER
 from ..core.usernames import parse_username
 from ..core.validation import Validation
+from . import keys as keys_command
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     tlist = tenant.add_parser("list", help="list tenants and their user counts")
     for sub in (tadd, tlist):
         _add_store_options(sub)
+    keys_command.register(commands)
     return parser
 
 
@@ -88,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "keys":
+            return keys_command.run(args)
         return _manage(args)
     except (ConfigError, KeyFileError) as err:
         print(f"totp-admin: configuration error: {err}", file=sys.stderr)

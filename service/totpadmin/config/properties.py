@@ -28,6 +28,11 @@ KNOWN_KEYS = {
     "recoveryCodeCount",
     "allowSecretKeyRetrieval",
     "SelfOperationsEnabled",
+    "loginFailureWindowSeconds",
+    "loginFailuresBeforeDelay",
+    "loginMaxDelaySeconds",
+    "loginFailuresBeforeBlock",
+    "loginBlockSeconds",
 }
 
 
@@ -91,4 +96,14 @@ def load_totp_properties(path: Path) -> TotpSettings:
                                           defaults.allow_secret_retrieval),
         self_operations=parse_bool(src, "SelfOperationsEnabled", values.get("SelfOperationsEnabled"),
                                    defaults.self_operations),
+        login_window_seconds=parse_int(src, "loginFailureWindowSeconds", values.get("loginFailureWindowSeconds"),
+                                       defaults.login_window_seconds, low=1, high=86400),
+        login_delay_after=parse_int(src, "loginFailuresBeforeDelay", values.get("loginFailuresBeforeDelay"),
+                                    defaults.login_delay_after, low=1, high=1000),
+        login_max_delay=parse_int(src, "loginMaxDelaySeconds", values.get("loginMaxDelaySeconds"),
+                                  defaults.login_max_delay, low=0, high=60),
+        login_block_after=parse_int(src, "loginFailuresBeforeBlock", values.get("loginFailuresBeforeBlock"),
+                                    defaults.login_block_after, low=1, high=100000),
+        login_block_seconds=parse_int(src, "loginBlockSeconds", values.get("loginBlockSeconds"),
+                                      defaults.login_block_seconds, low=1, high=86400),
     )

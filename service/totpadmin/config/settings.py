@@ -30,6 +30,12 @@ class TotpSettings:
     recovery_codes: int = 10  # recoveryCodeCount
     allow_secret_retrieval: bool = False  # allowSecretKeyRetrieval: retrieveSecretKey answers at all
     self_operations: bool = False  # SelfOperationsEnabled: users may manage their own TOTP
+    # Password guessing (HTTP Basic): see core/throttle.py.
+    login_window_seconds: int = 600  # loginFailureWindowSeconds
+    login_delay_after: int = 3  # loginFailuresBeforeDelay: per username
+    login_max_delay: int = 8  # loginMaxDelaySeconds
+    login_block_after: int = 20  # loginFailuresBeforeBlock: per client address
+    login_block_seconds: int = 300  # loginBlockSeconds
 
 
 @dataclass(frozen=True)

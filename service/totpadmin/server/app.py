@@ -22,6 +22,7 @@ from ..core.enrollment import Enrollment
 from ..core.passwords import PasswordHasher
 from ..core.principal import ADMIN
 from ..core.secretbox import SecretBox
+from ..core.throttle import LoginThrottle, ThrottlePolicy
 from ..core.usernames import SUPER_TENANT, UserRef
 from ..core.validation import Validation
 from ..store.database import Database
@@ -43,7 +44,10 @@ def open_database(settings: Settings, *, with_keys: bool) -> Database:
     db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
     db.create_schema()
     if with_keys:
-        db.box = SecretBox(keyring.load_or_create(settings.data_dir / KEY_FILE, needed=db.key_ids_in_use()))
+        key_file = settings.data_dir / KEY_FILE
+        ring = keyring.load_or_create(key_file, needed=db.key_ids_in_use())
+        # Reloaded when `totp-admin keys rotate` changes the file while this process runs.
+        db.box = SecretBox(ring, reload=keyring.Reloader(key_file, ring))
     return db
 
 
@@ -75,6 +79,13 @@ class _Root(resource.Resource):
         return resource.NoResource("Not found")
 
 
+def login_throttle(settings: Settings) -> LoginThrottle:
+    t = settings.totp
+    return LoginThrottle(ThrottlePolicy(window_seconds=t.login_window_seconds, delay_after=t.login_delay_after,
+                                        max_delay=t.login_max_delay, block_after=t.login_block_after,
+                                        block_seconds=t.login_block_seconds))
+
+
 def build_site(reactor, settings: Settings, db: Database) -> tuple[ServiceSite, ServicesResource]:
     hasher = PasswordHasher()
     services = Services(
@@ -87,7 +98,7 @@ def build_site(reactor, settings: Settings, db: Database) -> tuple[ServiceSite, 
     )
     reactor.suggestThreadPoolSize(settings.db_pool_size)
     services_resource = ServicesResource(
-        reactor, reactor.getThreadPool(), Endpoint(services), WsdlDocument(),
+        reactor, reactor.getThreadPool(), Endpoint(services), WsdlDocument(), login_throttle(settings),
         hide_wsdl=settings.carbon.hide_wsdl, public_host=settings.carbon.host_name, https=settings.https,
     )
     return ServiceSite(_Root(services_resource), max_body_bytes=settings.max_body_bytes), services_resource

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import re
 import time
 import uuid
 
+from twisted.internet import defer, task
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from twisted.web import resource, server
@@ -16,6 +18,7 @@ from twisted.web import resource, server
 from ..api.endpoint import Endpoint
 from ..api.messages import ApiReply, ApiRequest
 from ..api.wsdl import WsdlDocument
+from ..core.throttle import LoginThrottle
 from .routing import SERVICE, route
 
 log = logging.getLogger("totpadmin.access")
@@ -44,13 +47,14 @@ def basic_credentials(header: bytes | None) -> tuple[str, str] | None:
 class ServicesResource(resource.Resource):
     isLeaf = True
 
-    def __init__(self, reactor, pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument, *,
+    def __init__(self, reactor, pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument, throttle: LoginThrottle, *,
                  hide_wsdl: bool, public_host: str | None, https: bool):
         super().__init__()
         self._reactor = reactor
         self._pool = pool
         self._endpoint = endpoint
         self._wsdl = wsdl
+        self._throttle = throttle
         self._hide_wsdl = hide_wsdl
         self._public_host = public_host
         self._scheme = "https" if https else "http"
@@ -77,12 +81,29 @@ class ServicesResource(resource.Resource):
         if early is not None:
             return self._finish(request, early, started)
 
+        user = api_request.credentials[0]
+        verdict = self._throttle.verdict(user, api_request.peer)
+        if verdict.refuse_for:
+            retry = str(max(1, math.ceil(verdict.refuse_for)))
+            return self._finish(request, ApiReply(429, "text/plain; charset=UTF-8",
+                                                  b"Too many failed logins from this address; try again later\n",
+                                                  headers=(("Retry-After", retry),)), started)
+
         self.in_flight += 1
-        d = deferToThreadPool(self._reactor, self._pool, self._endpoint.handle, api_request)
+        d = task.deferLater(self._reactor, verdict.delay, lambda: None) if verdict.delay else defer.succeed(None)
+        d.addCallback(lambda _: deferToThreadPool(self._reactor, self._pool, self._endpoint.handle, api_request))
         d.addErrback(self._internal_error)
+        d.addCallback(self._count_login, user, api_request.peer)
         d.addCallback(lambda reply: self._finish(request, reply, started))
         d.addBoth(self._done)
         return server.NOT_DONE_YET
+
+    def _count_login(self, reply: ApiReply, user: str, peer: str) -> ApiReply:
+        if reply.authenticated is False:
+            self._throttle.failed(user, peer)
+        elif reply.authenticated:
+            self._throttle.succeeded(user, peer)
+        return reply
 
     def _done(self, result):
         self.in_flight -= 1
