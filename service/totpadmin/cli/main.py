@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..config.errors import ConfigError
 from . import audit as audit_cli
+from . import qr as qr_cli
 from ..config.loader import load_settings, store_settings
 from ..config.settings import TotpSettings
 from ..core.errors import StoreUnavailable, TotpAdminError
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_store_options(sub)
 
     audit_cli.register(commands, _add_store_options)
+    qr_cli.register(commands, _add_store_options)
 
     tenant = commands.add_parser("tenant", help="manage tenants").add_subparsers(dest="action", required=True)
     tadd = tenant.add_parser("add", help="add a tenant")
@@ -128,37 +130,52 @@ def _manage(args) -> int:
     password = None
     if args.command == "user" and args.action in ("add", "passwd"):
         password = read_password("New password: " if args.action == "passwd" else "Password: ")
-    db = open_database(store_settings(data_dir=args.data_dir, database_url=args.database_url), with_keys=False)
+    # Only the QR code needs to decrypt claims, so only it opens the key ring.
+    db = open_database(store_settings(data_dir=args.data_dir, database_url=args.database_url),
+                       with_keys=args.command == "qr")
     try:
         with db.transaction() as unit:
-            users = unit.users
             if args.command == "audit":
                 return audit_cli.run(args, unit)
-            if args.command == "tenant" and args.action == "add":
-                users.add_tenant(args.domain)
-                print(f"added tenant {args.domain.lower()}")
-            elif args.command == "tenant" and args.action == "list":
-                for domain, count in users.tenants():
-                    print(f"{domain}\t{count} users")
-            elif args.action == "list":
-                for record in users.users(args.tenant.lower() if args.tenant else None):
-                    print(f"{record.ref.qualified}\t{record.role}")
-            else:
-                ref = parse_username(args.username)
-                if args.action == "add":
-                    users.add_user(ref, PasswordHasher().hash(password), args.role)
-                    print(f"added user {ref.qualified} ({args.role})")
-                elif args.action == "passwd":
-                    users.set_password(ref, PasswordHasher().hash(password))
-                    print(f"changed the password of {ref.qualified}")
-                elif args.action == "remove":
-                    users.remove_user(ref)
-                    print(f"removed user {ref.qualified}")
-                elif args.action == "unlock":
-                    Validation(TotpSettings()).unlock(unit.accounts.find(ref))
-                    print(f"unlocked TOTP of {ref.qualified}")
+            if args.command == "qr":
+                return qr_cli.run(args, qr_cli.otpauth_url(unit.accounts.find(parse_username(args.username),
+                                                                                for_update=False)))
+            if args.command == "tenant":
+                return _tenant(args, unit.users)
+            return _user(args, unit, password)
     finally:
         db.dispose()
+
+
+def _tenant(args, users) -> int:
+    if args.action == "add":
+        users.add_tenant(args.domain)
+        print(f"added tenant {args.domain.lower()}")
+    else:
+        for domain, count in users.tenants():
+            print(f"{domain}\t{count} users")
+    return 0
+
+
+def _user(args, unit, password: str | None) -> int:
+    users = unit.users
+    if args.action == "list":
+        for record in users.users(args.tenant.lower() if args.tenant else None):
+            print(f"{record.ref.qualified}\t{record.role}")
+        return 0
+    ref = parse_username(args.username)
+    if args.action == "add":
+        users.add_user(ref, PasswordHasher().hash(password), args.role)
+        print(f"added user {ref.qualified} ({args.role})")
+    elif args.action == "passwd":
+        users.set_password(ref, PasswordHasher().hash(password))
+        print(f"changed the password of {ref.qualified}")
+    elif args.action == "remove":
+        users.remove_user(ref)
+        print(f"removed user {ref.qualified}")
+    elif args.action == "unlock":
+        Validation(TotpSettings()).unlock(unit.accounts.find(ref))
+        print(f"unlocked TOTP of {ref.qualified}")
     return 0
 
 
