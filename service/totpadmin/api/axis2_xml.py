@@ -48,28 +48,17 @@ def _write(el: etree._Element, out: list[str], root: bool) -> None:
     out.append(f"</{name}>")
 
 
-def soap11_envelope(body: bytes, header: bytes = b"") -> bytes:
-    head = b"<soapenv:Header>" + header + b"</soapenv:Header>" if header else b""
-    return (
-        XML_DECLARATION
-        + f'<soapenv:Envelope xmlns:soapenv="{SOAP11_ENV}">'.encode()
-        + head
-        + b"<soapenv:Body>"
-        + body
-        + b"</soapenv:Body></soapenv:Envelope>"
-    )
+def _envelope(namespace: str, body: bytes) -> bytes:
+    return (XML_DECLARATION + f'<soapenv:Envelope xmlns:soapenv="{namespace}"><soapenv:Body>'.encode()
+            + body + b"</soapenv:Body></soapenv:Envelope>")
 
 
-def soap12_envelope(body: bytes, header: bytes = b"") -> bytes:
-    head = b"<soapenv:Header>" + header + b"</soapenv:Header>" if header else b""
-    return (
-        XML_DECLARATION
-        + f'<soapenv:Envelope xmlns:soapenv="{SOAP12_ENV}">'.encode()
-        + head
-        + b"<soapenv:Body>"
-        + body
-        + b"</soapenv:Body></soapenv:Envelope>"
-    )
+def soap11_envelope(body: bytes) -> bytes:
+    return _envelope(SOAP11_ENV, body)
+
+
+def soap12_envelope(body: bytes) -> bytes:
+    return _envelope(SOAP12_ENV, body)
 
 
 def totp_exception_detail() -> str:
