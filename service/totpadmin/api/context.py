@@ -81,9 +81,12 @@ class CallContext:
         )
 
     def _log(self, ref: UserRef | None, outcome: str, detail: str = "") -> None:
+        target = ref.qualified if ref else "-"
         audit_log.info("request=%s source=%s caller=%s operation=%s target=%s outcome=%s%s", self.request_id,
-                       self.peer, self.principal.ref.qualified, self.operation, ref.qualified if ref else "-",
-                       outcome, f" detail={detail}" if detail else "")
+                       self.peer, self.principal.ref.qualified, self.operation, target, outcome,
+                       f" detail={detail}" if detail else "",
+                       extra={"request_id": self.request_id, "source": self.peer, "caller": self.principal.ref.qualified,
+                              "operation": self.operation, "target": target, "outcome": outcome})
 
 
 def store_event(db: Database, event: audit.AuditEvent) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import os
 import sys
 from pathlib import Path
@@ -44,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain (default: generated in DATA_DIR/tls)")
     serve.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--log-format", default="text", choices=["text", "json"],
+                       help="text lines (default) or one JSON object per line")
 
     user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     add = user.add_parser("add", help="add a user; the password is read from stdin or prompted for")
@@ -107,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args) -> int:
-    from ..server import app, tls
+    from ..server import app, logs, tls
 
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(args.log_level, args.log_format)
     settings = load_settings(
         data_dir=args.data_dir, conf_dir=args.conf_dir, database_url=args.database_url,
         host=args.host, port=args.port, https=not args.http, tls_cert=args.tls_cert, tls_key=args.tls_key,

@@ -161,9 +161,12 @@ class ServicesResource(resource.Resource):
             request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
         request.write(reply.body)
         request.finish()
-        log.info('%s "%s %s" %d %d %.1fms', getattr(request.getClientAddress(), "host", "-"),
+        request_id = (request.responseHeaders.getRawHeaders(b"x-request-id") or [b"-"])[0].decode("ascii")
+        elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+        log.info('%s "%s %s" %d %d %.1fms request=%s', getattr(request.getClientAddress(), "host", "-"),
                  request.method.decode("ascii", "replace"), request.path.decode("latin-1"),
-                 reply.status, len(reply.body), (time.monotonic() - started) * 1000)
+                 reply.status, len(reply.body), elapsed_ms, request_id,
+                 extra={"request_id": request_id, "status": reply.status, "duration_ms": elapsed_ms})
         return server.NOT_DONE_YET
 
 
