@@ -31,6 +31,7 @@ class Services:
     enrollment: Enrollment
     validation: Validation
     authenticator: Authenticator
+    observe: Callable[[audit.AuditEvent], None] = lambda event: None  # e.g. metrics, after each audit event
 
 
 @dataclass
@@ -55,8 +56,10 @@ class CallContext:
         with self.services.db.transaction() as unit:
             result = action(unit.accounts.find(ref))
             outcome = audit.FAILURE if verdict and not result else audit.SUCCESS
-            unit.audit.add(self._event(ref, outcome))
+            event = self._event(ref, outcome)
+            unit.audit.add(event)
         self._log(ref, outcome)
+        self.services.observe(event)
         return result
 
     def target(self, username: str | None) -> UserRef:
@@ -71,7 +74,7 @@ class CallContext:
         outcome = audit.DENIED if isinstance(err, NotAuthorized) else audit.FAULT
         event = self._event(ref, outcome, type(err).__name__, raw_target=username)
         self._log(ref, outcome, event.detail)
-        store_event(self.services.db, event)
+        store_event(self.services, event)
 
     def _event(self, ref: UserRef | None, outcome: str, detail: str = "", raw_target: str | None = None):
         return audit.AuditEvent(
@@ -89,10 +92,11 @@ class CallContext:
                               "operation": self.operation, "target": target, "outcome": outcome})
 
 
-def store_event(db: Database, event: audit.AuditEvent) -> None:
+def store_event(services: Services, event: audit.AuditEvent) -> None:
     """Write one audit event on its own; a store outage is logged, not raised."""
+    services.observe(event)
     try:
-        with db.transaction() as unit:
+        with services.db.transaction() as unit:
             unit.audit.add(event)
     except StoreUnavailable:
         audit_log.warning("request=%s: audit event not stored: the database is unavailable", event.request_id)

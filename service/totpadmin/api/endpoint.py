@@ -56,7 +56,7 @@ class Endpoint:
                                  outcome=audit.AUTH_FAILED)
         audit_log.info("request=%s source=%s caller=%r outcome=%s", event.request_id, event.source, event.caller,
                        event.outcome)
-        store_event(self.services.db, event)
+        store_event(self.services, event)
 
     def _authenticate(self, username: str, password: str) -> Principal:
         with self.services.db.transaction() as unit:

@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", action="store_true", help="plain HTTP, for use behind a TLS-terminating proxy")
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain (default: generated in DATA_DIR/tls)")
     serve.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    serve.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default: none)")
+    serve.add_argument("--metrics-host", default="127.0.0.1",
+                       help="address of the metrics listener (default 127.0.0.1; name another only on purpose)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     serve.add_argument("--log-format", default="text", choices=["text", "json"],
                        help="text lines (default) or one JSON object per line")
@@ -114,6 +117,7 @@ def _serve(args) -> int:
     settings = load_settings(
         data_dir=args.data_dir, conf_dir=args.conf_dir, database_url=args.database_url,
         host=args.host, port=args.port, https=not args.http, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        metrics_port=args.metrics_port, metrics_host=args.metrics_host,
     )
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ConfigError("command line", "tls-cert/tls-key", None, "give both or neither")

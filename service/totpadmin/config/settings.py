@@ -68,6 +68,8 @@ class Settings:
     max_body_bytes: int = 1 << 20
     credential_cache_seconds: float = 60.0
     db_pool_size: int = 8
+    metrics_port: int | None = None  # Prometheus /metrics listener; None: none
+    metrics_host: str = "127.0.0.1"
 
     @property
     def sqlite_path(self) -> Path:

@@ -3,6 +3,8 @@ bookkeeping: replay protection, failure counting, lockouts."""
 
 from __future__ import annotations
 
+import logging
+
 from ..config.settings import TotpSettings
 from . import recovery
 from .account import Account
@@ -10,15 +12,18 @@ from .errors import UserLocked
 from .lockout import GuardState, LockoutPolicy, after_failure, after_success
 from .verification import OtpPolicy, matching_step
 
+log = logging.getLogger(__name__)
+
 
 class CodeChecker:
-    def __init__(self, settings: TotpSettings, clock, recovery_hasher=recovery.RECOVERY_HASHER):
+    def __init__(self, settings: TotpSettings, clock, recovery_hasher=recovery.RECOVERY_HASHER, on_lockout=None):
         self.otp = OtpPolicy(algorithm=settings.algorithm, digits=settings.digits, period=settings.time_step,
                              window_size=settings.window_size)
         self.lockout = LockoutPolicy(max_failures=settings.max_failed_attempts, base_seconds=settings.lockout_seconds,
                                      max_seconds=settings.max_lockout_seconds)
         self._clock = clock
         self._recovery_hasher = recovery_hasher
+        self._on_lockout = on_lockout  # called with the user's UserRef when a lockout begins
 
     def now(self) -> float:
         return self._clock()
@@ -61,3 +66,8 @@ class CodeChecker:
     def failed(self, account: Account, state: GuardState) -> None:
         new = after_failure(state, self.lockout, self.now())
         account.save_state(failures=new.failures, lockouts=new.lockouts, locked_until=new.locked_until)
+        if new.lockouts > state.lockouts:
+            log.warning("TOTP of %s locked for %d s after %d wrong codes", account.ref.qualified,
+                        self.lockout.duration(state.lockouts), self.lockout.max_failures)
+            if self._on_lockout is not None:
+                self._on_lockout(account.ref)

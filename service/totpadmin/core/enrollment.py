@@ -16,11 +16,11 @@ from .usernames import UserRef
 
 class Enrollment:
     def __init__(self, settings: TotpSettings, *, clock=time.time, new_secret=secret_codec.new_secret,
-                 recovery_hasher=recovery.RECOVERY_HASHER):
+                 recovery_hasher=recovery.RECOVERY_HASHER, on_lockout=None):
         self._settings = settings
         self._new_secret = new_secret
         self._recovery_hasher = recovery_hasher
-        self._checker = CodeChecker(settings, clock, recovery_hasher)
+        self._checker = CodeChecker(settings, clock, recovery_hasher, on_lockout)
 
     def issuer(self, ref: UserRef) -> str:
         """The tenant domain, unless ``UseCommonIssuer`` names one issuer for everybody."""

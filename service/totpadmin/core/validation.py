@@ -13,9 +13,10 @@ from .errors import TotpNotEnabled
 
 
 class Validation:
-    def __init__(self, settings: TotpSettings, *, clock=time.time, recovery_hasher=recovery.RECOVERY_HASHER):
+    def __init__(self, settings: TotpSettings, *, clock=time.time, recovery_hasher=recovery.RECOVERY_HASHER,
+                 on_lockout=None):
         self._settings = settings
-        self._checker = CodeChecker(settings, clock, recovery_hasher)
+        self._checker = CodeChecker(settings, clock, recovery_hasher, on_lockout)
 
     def validate_totp(self, account: Account, code: str | None) -> bool:
         """True once per valid code. A user without TOTP: a fault when TOTP is mandatory

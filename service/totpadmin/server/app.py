@@ -27,6 +27,7 @@ from ..core.usernames import SUPER_TENANT, UserRef
 from ..core.validation import Validation
 from ..store.database import Database
 from . import tls
+from .observability import HealthResource, Metrics, ReadyResource, metrics_site
 from .resource import ServicesResource
 from .site import ServiceSite
 
@@ -69,11 +70,14 @@ def bootstrap_admin(db: Database, hasher: PasswordHasher, out=sys.stdout) -> Non
 
 
 class _Root(resource.Resource):
-    """/services/... goes to TOTPAdminService; everything else is 404 without Twisted's HTML page."""
+    """/services/... goes to TOTPAdminService, /health and /ready to the probes; everything else is 404
+    without Twisted's HTML page."""
 
-    def __init__(self, services_resource: ServicesResource):
+    def __init__(self, services_resource: ServicesResource, ready: ReadyResource):
         super().__init__()
         self.putChild(b"services", services_resource)
+        self.putChild(b"health", HealthResource())
+        self.putChild(b"ready", ready)
 
     def getChild(self, path, request):
         return resource.NoResource("Not found")
@@ -86,22 +90,25 @@ def login_throttle(settings: Settings) -> LoginThrottle:
                                         block_seconds=t.login_block_seconds))
 
 
-def build_site(reactor, settings: Settings, db: Database) -> tuple[ServiceSite, ServicesResource]:
+def build_site(reactor, settings: Settings, db: Database, metrics: Metrics) -> tuple[ServiceSite, ServicesResource]:
     hasher = PasswordHasher()
     services = Services(
         settings=settings,
         db=db,
-        enrollment=Enrollment(settings.totp),
-        validation=Validation(settings.totp),
+        enrollment=Enrollment(settings.totp, on_lockout=metrics.locked_out),
+        validation=Validation(settings.totp, on_lockout=metrics.locked_out),
         authenticator=Authenticator(hasher, CredentialCache(ttl=settings.credential_cache_seconds),
                                     email_usernames=settings.carbon.email_usernames),
+        observe=metrics.audited,
     )
     reactor.suggestThreadPoolSize(settings.db_pool_size)
+    pool = reactor.getThreadPool()
     services_resource = ServicesResource(
-        reactor, reactor.getThreadPool(), Endpoint(services), WsdlDocument(), login_throttle(settings),
+        reactor, pool, Endpoint(services), WsdlDocument(), login_throttle(settings), metrics,
         hide_wsdl=settings.carbon.hide_wsdl, public_host=settings.carbon.host_name, https=settings.https,
     )
-    return ServiceSite(_Root(services_resource), max_body_bytes=settings.max_body_bytes), services_resource
+    root = _Root(services_resource, ReadyResource(reactor, pool, db))
+    return ServiceSite(root, max_body_bytes=settings.max_body_bytes), services_resource
 
 
 def listen_endpoint(reactor, settings: Settings):
@@ -120,7 +127,8 @@ def run(settings: Settings) -> int:
 
     db = open_database(settings, with_keys=True)
     bootstrap_admin(db, PasswordHasher())
-    site, services_resource = build_site(reactor, settings, db)
+    metrics = Metrics()
+    site, services_resource = build_site(reactor, settings, db, metrics)
     endpoint = listen_endpoint(reactor, settings)
     state = {}
 
@@ -151,6 +159,11 @@ def run(settings: Settings) -> int:
     reactor.addSystemEventTrigger("after", "shutdown", db.dispose)
     # Listen once the reactor runs, so that a failure can stop it.
     reactor.callWhenRunning(lambda: endpoint.listen(site).addCallbacks(started, failed))
+    if settings.metrics_port is not None:
+        metrics_endpoint = endpoints.TCP4ServerEndpoint(reactor, settings.metrics_port, interface=settings.metrics_host)
+        reactor.callWhenRunning(lambda: metrics_endpoint.listen(metrics_site(metrics)).addCallbacks(
+            lambda port: log.info("metrics on http://%s:%d/metrics", settings.metrics_host, port.getHost().port),
+            failed))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: reactor.callFromThread(reactor.stop))
     reactor.run(installSignalHandlers=False)

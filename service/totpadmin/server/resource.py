@@ -19,6 +19,7 @@ from ..api.endpoint import Endpoint
 from ..api.messages import ApiReply, ApiRequest
 from ..api.wsdl import WsdlDocument
 from ..core.throttle import LoginThrottle
+from .observability import Metrics
 from .routing import SERVICE, route
 
 log = logging.getLogger("totpadmin.access")
@@ -47,7 +48,8 @@ def basic_credentials(header: bytes | None) -> tuple[str, str] | None:
 class ServicesResource(resource.Resource):
     isLeaf = True
 
-    def __init__(self, reactor, pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument, throttle: LoginThrottle, *,
+    def __init__(self, reactor, pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument, throttle: LoginThrottle,
+                 metrics: Metrics, *,
                  hide_wsdl: bool, public_host: str | None, https: bool):
         super().__init__()
         self._reactor = reactor
@@ -55,6 +57,7 @@ class ServicesResource(resource.Resource):
         self._endpoint = endpoint
         self._wsdl = wsdl
         self._throttle = throttle
+        self._metrics = metrics
         self._hide_wsdl = hide_wsdl
         self._public_host = public_host
         self._scheme = "https" if https else "http"
@@ -162,7 +165,9 @@ class ServicesResource(resource.Resource):
         request.write(reply.body)
         request.finish()
         request_id = (request.responseHeaders.getRawHeaders(b"x-request-id") or [b"-"])[0].decode("ascii")
-        elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+        elapsed = time.monotonic() - started
+        self._metrics.request_done(reply.status, elapsed)
+        elapsed_ms = round(elapsed * 1000, 1)
         log.info('%s "%s %s" %d %d %.1fms request=%s', getattr(request.getClientAddress(), "host", "-"),
                  request.method.decode("ascii", "replace"), request.path.decode("latin-1"),
                  reply.status, len(reply.body), elapsed_ms, request_id,

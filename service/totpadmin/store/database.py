@@ -105,6 +105,11 @@ class Database:
         except (OperationalError, InterfaceError) as exc:
             raise StoreUnavailable(_cause(exc)) from exc
 
+    def ping(self) -> None:
+        """One round trip to the database; :class:`StoreUnavailable` if it does not answer."""
+        with self.transaction() as unit:
+            unit.session.execute(select(1))
+
     def key_ids_in_use(self) -> set[str]:
         """Ids of the keys that sealed stored values."""
         with self.transaction() as unit:
