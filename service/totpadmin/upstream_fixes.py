@@ -46,11 +46,14 @@ def _patch_spyne_six() -> None:
         importer.exec_module = lambda self, module: None
 
 
-def _quiet_spyne_fault_logging() -> None:
+def _quiet_spyne_logging() -> None:
     """spyne logs every Fault, expected ones included, with a full traceback (spyne.application and
-    spyne.application.client), and every unparseable request body at ERROR (spyne.server._base,
-    spyne.protocol.soap.soap11.invalid) with the body in the message. Our api layer logs each outcome
-    itself, without request bodies, so these are turned off."""
+    spyne.application.client), every unparseable request body at ERROR with the body in the message
+    (spyne.server._base, spyne.protocol.soap.soap11.invalid), and at DEBUG the decoded form fields,
+    verification codes included (spyne.protocol.http, spyne.protocol.dictdoc). Our api layer logs each
+    outcome itself, without request data: spyne's own logging is limited to warnings, and the fault and
+    invalid-body loggers are off."""
+    logging.getLogger("spyne").setLevel(logging.WARNING)
     for name in ("spyne.application", "spyne.application.client", "spyne.application.server",
                  "spyne.server._base", "spyne.protocol.soap.soap11.invalid", "spyne.protocol.xml"):
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
@@ -58,7 +61,7 @@ def _quiet_spyne_fault_logging() -> None:
 
 def apply() -> None:
     _patch_spyne_six()
-    _quiet_spyne_fault_logging()
+    _quiet_spyne_logging()
 
 
 apply()

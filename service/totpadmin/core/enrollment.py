@@ -79,9 +79,7 @@ class Enrollment:
         if not pending:
             raise NoPendingSecret()
         if state.pending_expires_at is not None and self._checker.now() >= state.pending_expires_at:
-            account.set(claims.VERIFY_SECRET_KEY, None)
-            account.save_state(pending_expires_at=None)
-            raise NoPendingSecret(expired=True)
+            raise NoPendingSecret(expired=True)  # left in place: the next generateSecret replaces it
         key = secret_codec.decode_secret(pending, self._settings.encoding)
         step = self._checker.totp_step(account, key, code, state, replay_protected=False)
         if step is None:
