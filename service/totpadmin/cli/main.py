@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..config.errors import ConfigError
 from . import audit as audit_cli
+from . import db as db_cli
 from . import qr as qr_cli
 from ..config.loader import load_settings, store_settings
 from ..config.settings import TotpSettings
@@ -21,6 +22,7 @@ from ..core.keyring import KeyFileError
 from ..core.passwords import PasswordHasher
 from ..core.principal import ROLES, USER
 from ..core.usernames import parse_username
+from ..store.schema import SchemaOutdated
 from ..core.validation import Validation
 from . import keys as keys_command
 
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit_cli.register(commands, _add_store_options)
     qr_cli.register(commands, _add_store_options)
+    db_cli.register(commands, _add_store_options)
 
     tenant = commands.add_parser("tenant", help="manage tenants").add_subparsers(dest="action", required=True)
     tadd = tenant.add_parser("add", help="add a tenant")
@@ -96,11 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "db":
+            return db_cli.run(args)
         if args.command == "keys":
             return keys_command.run(args)
         return _manage(args)
     except (ConfigError, KeyFileError) as err:
         print(f"totp-admin: configuration error: {err}", file=sys.stderr)
+        return 2
+    except SchemaOutdated as err:
+        print(f"totp-admin: {err}", file=sys.stderr)
         return 2
     except StoreUnavailable as err:
         print(f"totp-admin: the database is unavailable: {err.cause or 'no reason given'}", file=sys.stderr)

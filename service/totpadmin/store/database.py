@@ -17,7 +17,8 @@ from ..core.usernames import SUPER_TENANT
 from ..core.secretbox import SecretBox
 from .accounts import AccountRepository
 from .audit import AuditRepository
-from .models import Base, Claim
+from . import schema
+from .models import Claim
 from .users import UserRepository
 
 
@@ -84,10 +85,14 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.box = box
 
-    def create_schema(self) -> None:
-        """Create missing tables and the built-in super tenant."""
+    def create_schema(self, *, upgrade: bool = False) -> None:
+        """Make the schema ready: an empty database gets all of it; an older one is upgraded when
+        ``upgrade`` is set and raises :class:`SchemaOutdated` otherwise. Then the super tenant exists."""
         try:
-            Base.metadata.create_all(self.engine)
+            if upgrade or schema.is_empty(self.engine):
+                schema.upgrade(self.engine)
+            else:
+                schema.check(self.engine)
         except (OperationalError, InterfaceError) as exc:
             raise StoreUnavailable(_cause(exc)) from exc
         with self.transaction() as unit:

@@ -27,7 +27,8 @@ class Tenant(Base):
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (UniqueConstraint("tenant_id", "username"),)
+    # AUTOINCREMENT: SQLite never hands a removed user's id to a new one.
+    __table_args__ = (UniqueConstraint("tenant_id", "username"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
