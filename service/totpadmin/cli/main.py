@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", action="store_true", help="plain HTTP, for use behind a TLS-terminating proxy")
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain (default: generated in DATA_DIR/tls)")
     serve.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="processes sharing the port (default 1); each worker i serves metrics on metrics-port + i")
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # set by the supervisor for its workers
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default: none)")
     serve.add_argument("--metrics-host", default="127.0.0.1",
                        help="address of the metrics listener (default 127.0.0.1; name another only on purpose)")
@@ -125,11 +128,18 @@ def _serve(args) -> int:
     settings = load_settings(
         data_dir=args.data_dir, conf_dir=args.conf_dir, database_url=args.database_url,
         host=args.host, port=args.port, https=not args.http, tls_cert=args.tls_cert, tls_key=args.tls_key,
-        metrics_port=args.metrics_port, metrics_host=args.metrics_host,
+        metrics_port=args.metrics_port, metrics_host=args.metrics_host, workers=args.workers,
+        listen_fd=args.listen_fd,
     )
+    if settings.workers < 1:
+        raise ConfigError("command line", "workers", settings.workers, "must be at least 1")
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ConfigError("command line", "tls-cert/tls-key", None, "give both or neither")
     try:
+        if settings.workers > 1:
+            from ..server import workers
+
+            return workers.supervise(settings, sys.argv[1:])
         return app.run(settings)
     except tls.TlsConfigError as err:
         print(f"totp-admin: TLS configuration error: {err}", file=sys.stderr)

@@ -69,6 +69,8 @@ class Settings:
     credential_cache_seconds: float = 60.0
     db_pool_size: int = 8
     metrics_port: int | None = None  # Prometheus /metrics listener; None: none
+    workers: int = 1  # processes sharing the listening socket
+    listen_fd: int | None = None  # a worker's inherited listening socket (set by the supervisor)
     metrics_host: str = "127.0.0.1"
 
     @property

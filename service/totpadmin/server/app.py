@@ -6,9 +6,12 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
+from pathlib import Path
 
 from twisted.internet import defer, endpoints, task
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web import resource
 
 from ..api.context import Services
@@ -111,14 +114,23 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics) -> t
     return ServiceSite(root, max_body_bytes=settings.max_body_bytes), services_resource
 
 
-def listen_endpoint(reactor, settings: Settings):
-    interface = settings.host
-    if settings.https:
-        cert, key = settings.tls_cert, settings.tls_key
-        if cert is None or key is None:
-            cert, key = tls.ensure_self_signed(settings.data_dir / "tls")
-        return endpoints.SSL4ServerEndpoint(reactor, settings.port, tls.context_factory(cert, key), interface=interface)
-    return endpoints.TCP4ServerEndpoint(reactor, settings.port, interface=interface)
+def tls_files(settings: Settings) -> tuple[Path, Path]:
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        return settings.tls_cert, settings.tls_key
+    return tls.ensure_self_signed(settings.data_dir / "tls")
+
+
+def listen(reactor, settings: Settings, site) -> defer.Deferred:
+    """Start accepting: on ``settings.port``, or on the socket a supervisor handed down (``listen_fd``)."""
+    context = tls.context_factory(*tls_files(settings)) if settings.https else None
+    if settings.listen_fd is not None:
+        factory = TLSMemoryBIOFactory(context, False, site) if context is not None else site
+        return defer.maybeDeferred(reactor.adoptStreamPort, settings.listen_fd, socket.AF_INET, factory)
+    if context is not None:
+        endpoint = endpoints.SSL4ServerEndpoint(reactor, settings.port, context, interface=settings.host)
+    else:
+        endpoint = endpoints.TCP4ServerEndpoint(reactor, settings.port, interface=settings.host)
+    return endpoint.listen(site)
 
 
 def run(settings: Settings) -> int:
@@ -126,10 +138,10 @@ def run(settings: Settings) -> int:
     from twisted.internet import reactor
 
     db = open_database(settings, with_keys=True)
-    bootstrap_admin(db, PasswordHasher())
+    if settings.listen_fd is None:  # a worker's supervisor did this already
+        bootstrap_admin(db, PasswordHasher())
     metrics = Metrics()
     site, services_resource = build_site(reactor, settings, db, metrics)
-    endpoint = listen_endpoint(reactor, settings)
     state = {}
 
     def started(port):
@@ -158,7 +170,7 @@ def run(settings: Settings) -> int:
     reactor.addSystemEventTrigger("before", "shutdown", drain)
     reactor.addSystemEventTrigger("after", "shutdown", db.dispose)
     # Listen once the reactor runs, so that a failure can stop it.
-    reactor.callWhenRunning(lambda: endpoint.listen(site).addCallbacks(started, failed))
+    reactor.callWhenRunning(lambda: listen(reactor, settings, site).addCallbacks(started, failed))
     if settings.metrics_port is not None:
         metrics_endpoint = endpoints.TCP4ServerEndpoint(reactor, settings.metrics_port, interface=settings.metrics_host)
         reactor.callWhenRunning(lambda: metrics_endpoint.listen(metrics_site(metrics)).addCallbacks(

@@ -11,6 +11,8 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+from twisted.logger import STDLibLogObserver, globalLogBeginner
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -20,6 +22,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,
             "message": record.getMessage(),
         }
         doc.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
@@ -33,7 +36,12 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Alembic narrates every schema check and Twisted every start and stop at INFO.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("twisted").setLevel(logging.WARNING)
+    # Twisted's own messages (e.g. errors inside a protocol) go to the same place.
+    globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")], redirectStandardIO=False)
