@@ -12,9 +12,6 @@ import sys
 from pathlib import Path
 
 from ..config.errors import ConfigError
-from . import audit as audit_cli
-from . import db as db_cli
-from . import qr as qr_cli
 from ..config.loader import load_settings, store_settings
 from ..config.settings import TotpSettings
 from ..core.errors import StoreUnavailable, TotpAdminError
@@ -22,9 +19,12 @@ from ..core.keyring import KeyFileError
 from ..core.passwords import PasswordHasher
 from ..core.principal import ROLES, USER
 from ..core.usernames import parse_username
-from ..store.schema import SchemaOutdated
 from ..core.validation import Validation
+from ..store.schema import SchemaOutdated
+from . import audit as audit_cli
+from . import db as db_cli
 from . import keys as keys_command
+from . import qr as qr_cli
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -98,6 +98,7 @@ def read_password(prompt: str = "Password: ") -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for serve --workers to start its workers
     os.umask(0o077)  # the store, keys and certificates we create are readable by their owner only
     try:
         if args.command == "serve":
@@ -139,7 +140,7 @@ def _serve(args) -> int:
         if settings.workers > 1:
             from ..server import workers
 
-            return workers.supervise(settings, sys.argv[1:])
+            return workers.supervise(settings, args.argv)
         return app.run(settings)
     except tls.TlsConfigError as err:
         print(f"totp-admin: TLS configuration error: {err}", file=sys.stderr)
