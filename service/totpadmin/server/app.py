@@ -120,17 +120,18 @@ def tls_files(settings: Settings) -> tuple[Path, Path]:
     return tls.ensure_self_signed(settings.data_dir / "tls")
 
 
-def listen(reactor, settings: Settings, site) -> defer.Deferred:
-    """Start accepting: on ``settings.port``, or on the socket a supervisor handed down (``listen_fd``)."""
+def listener(reactor, settings: Settings, site):
+    """A function that starts accepting: on ``settings.port``, or on the socket a supervisor handed
+    down (``listen_fd``). Certificate problems raise here, before the reactor runs."""
     context = tls.context_factory(*tls_files(settings)) if settings.https else None
     if settings.listen_fd is not None:
         factory = TLSMemoryBIOFactory(context, False, site) if context is not None else site
-        return defer.maybeDeferred(reactor.adoptStreamPort, settings.listen_fd, socket.AF_INET, factory)
+        return lambda: defer.maybeDeferred(reactor.adoptStreamPort, settings.listen_fd, socket.AF_INET, factory)
     if context is not None:
         endpoint = endpoints.SSL4ServerEndpoint(reactor, settings.port, context, interface=settings.host)
     else:
         endpoint = endpoints.TCP4ServerEndpoint(reactor, settings.port, interface=settings.host)
-    return endpoint.listen(site)
+    return lambda: endpoint.listen(site)
 
 
 def run(settings: Settings) -> int:
@@ -142,6 +143,7 @@ def run(settings: Settings) -> int:
         bootstrap_admin(db, PasswordHasher())
     metrics = Metrics()
     site, services_resource = build_site(reactor, settings, db, metrics)
+    start_listening = listener(reactor, settings, site)
     state = {}
 
     def started(port):
@@ -170,7 +172,7 @@ def run(settings: Settings) -> int:
     reactor.addSystemEventTrigger("before", "shutdown", drain)
     reactor.addSystemEventTrigger("after", "shutdown", db.dispose)
     # Listen once the reactor runs, so that a failure can stop it.
-    reactor.callWhenRunning(lambda: listen(reactor, settings, site).addCallbacks(started, failed))
+    reactor.callWhenRunning(lambda: start_listening().addCallbacks(started, failed))
     if settings.metrics_port is not None:
         metrics_endpoint = endpoints.TCP4ServerEndpoint(reactor, settings.metrics_port, interface=settings.metrics_host)
         reactor.callWhenRunning(lambda: metrics_endpoint.listen(metrics_site(metrics)).addCallbacks(
