@@ -8,6 +8,7 @@ not before the bare elements of its HTTP (REST) binding. Clients parse XML, yet 
 
 from __future__ import annotations
 
+import re
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -18,8 +19,12 @@ XML_DECLARATION = b"<?xml version='1.0' encoding='UTF-8'?>"
 _XSI_NIL = f"{{{XSI}}}nil"
 
 
+# Characters XML 1.0 cannot carry at all, even escaped: echoed input containing them becomes '?'.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def text(value: str) -> str:
-    return escape(value).replace("\r", "&#xd;")
+    return escape(_NOT_XML.sub("?", value)).replace("\r", "&#xd;")
 
 
 def element(el: etree._Element) -> bytes:

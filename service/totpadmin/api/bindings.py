@@ -8,6 +8,7 @@ envelope and faults the way Axis2 does.
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import parse_qs
 
@@ -25,8 +26,11 @@ from .messages import ApiReply, ApiRequest
 from .names import SERVICE_NAME, TNS
 from .service import TOTPAdminService
 
+log = logging.getLogger(__name__)
+
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 64
+MAX_REASON_HEADER = 512
 # A SOAP message must not contain a DTD (SOAP 1.1 section 3, SOAP 1.2 part 1 section 5); refusing any
 # declaration outright rules out external entities and entity expansion whatever the parser does.
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
@@ -83,9 +87,15 @@ class Binding:
         self._server = _Server(app)
 
     def call(self, request: ApiRequest, udc: CallContext) -> ApiReply:
-        if self.reads_xml and _DTD.search(request.body):
-            return self.fault(faults.ServiceFault("DTDs and entity declarations are not allowed", declared=False,
-                                                  client=True), request.operation)
+        if self.reads_xml:
+            try:
+                request.body.decode("utf-8")
+            except UnicodeDecodeError:
+                return self.fault(faults.ServiceFault("The request body is not valid UTF-8", declared=False,
+                                                      client=True), request.operation)
+            if _DTD.search(request.body):
+                return self.fault(faults.ServiceFault("DTDs and entity declarations are not allowed", declared=False,
+                                                      client=True), request.operation)
         ctx = MethodContext(self._server, MethodContext.SERVER)
         ctx.udc = udc
         ctx.in_string = [request.body]
@@ -93,20 +103,36 @@ class Binding:
         try:
             (ctx, *_aux) = self._server.generate_contexts(ctx, "utf-8")
             if ctx.in_error is None:
+                self._check_headers(ctx)
                 self._server.get_in_object(ctx)
         except faults.ServiceFault as fault:
             return self.fault(fault, request.operation)
-        except UnicodeDecodeError:
-            return self.fault(faults.ServiceFault("The request body is not valid UTF-8", declared=False,
-                                                  client=True), request.operation)
+        except Exception:  # spyne choking on a malformed message (no Body, dangling href, ...): the client's fault
+            log.info("unreadable %s request", type(self).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
+            return self.fault(faults.ServiceFault("The request could not be read", declared=False, client=True),
+                              request.operation)
         if ctx.in_error is not None:
             return self.fault(faults.from_spyne(ctx.in_error, request.operation), request.operation)
+        if ctx.in_object is None:
+            return self.fault(faults.ServiceFault("The request has no operation element with arguments",
+                                                  declared=False, client=True), request.operation)
         self._server.get_out_object(ctx)
         operation = ctx.descriptor.operation_name
         if ctx.out_error is not None:
             return self.fault(faults.from_spyne(ctx.out_error, operation), operation)
         ctx.out_protocol.serialize(ctx, message=ProtocolBase.RESPONSE)
         return self.reply(operation, axis2_xml.element(ctx.out_document))
+
+    def _check_headers(self, ctx) -> None:
+        """SOAP: a header the receiver must understand, and does not, is a MustUnderstand fault. We
+        understand no header blocks (WS-Addressing's are advisory for a request-response exchange)."""
+        for block in list(ctx.in_header_doc) if ctx.in_header_doc is not None else []:
+            if not isinstance(getattr(block, "tag", None), str):
+                continue
+            flag = next((v for k, v in block.attrib.items() if k.endswith("}mustUnderstand")), None)
+            if flag in ("1", "true"):
+                raise faults.ServiceFault(f"Header {block.tag} was not understood", declared=False, client=True,
+                                          code="MustUnderstand")
 
     def reply(self, operation: str, element: bytes) -> ApiReply:
         raise NotImplementedError
@@ -129,7 +155,7 @@ class Soap11Binding(Binding):
         return ApiReply(200, self.content_type, axis2_xml.soap11_envelope(element))
 
     def fault(self, fault, operation):
-        code = "Client" if fault.client else "Server"
+        code = fault.code or ("Client" if fault.client else "Server")
         return ApiReply(500, self.content_type, axis2_xml.soap11_fault(code, fault.reason, self._detail(fault)))
 
 
@@ -143,7 +169,7 @@ class Soap12Binding(Binding):
         return ApiReply(200, content_type, axis2_xml.soap12_envelope(element))
 
     def fault(self, fault, operation):
-        code = "Sender" if fault.client else "Receiver"
+        code = fault.code or ("Sender" if fault.client else "Receiver")
         body = axis2_xml.soap12_fault(code, fault.reason, self._detail(fault))
         return ApiReply(500, "application/soap+xml; charset=UTF-8", body)
 
@@ -164,7 +190,8 @@ class HttpBinding(Binding):
     def fault(self, fault, operation):
         # Axis2 writes only the detail's first element, so a declared fault's reason would be lost;
         # the header keeps it visible to admins using curl -i without changing the body.
-        reason_header = ("X-Fault-Reason", fault.reason.encode("ascii", "replace").decode("ascii"))
+        printable = "".join(ch if " " <= ch <= "~" else "?" for ch in fault.reason)
+        reason_header = ("X-Fault-Reason", printable[:MAX_REASON_HEADER])
         return ApiReply(500, self.content_type, axis2_xml.rest_fault(fault.reason, self._detail(fault)),
                         headers=(reason_header,))
 

@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from ..config.settings import Settings
 from ..core import audit
 from ..core.account import Account
@@ -98,5 +100,5 @@ def store_event(services: Services, event: audit.AuditEvent) -> None:
     try:
         with services.db.transaction() as unit:
             unit.audit.add(event)
-    except StoreUnavailable:
-        audit_log.warning("request=%s: audit event not stored: the database is unavailable", event.request_id)
+    except (StoreUnavailable, SQLAlchemyError) as err:
+        audit_log.warning("request=%s: audit event not stored: %s", event.request_id, type(err).__name__)

@@ -43,9 +43,11 @@ class Endpoint:
         except StoreUnavailable as err:
             return binding.fault(faults.ServiceFault(str(err), declared=False), request.operation)
         except AuthenticationFailed as err:
-            self._audit_failed_login(request)
-            return replace(binding.fault(faults.ServiceFault(str(err), declared=False), request.operation),
-                           authenticated=False)
+            try:
+                self._audit_failed_login(request)
+            finally:  # whatever happens to the audit, the failure must reach the login throttle
+                return replace(binding.fault(faults.ServiceFault(str(err), declared=False), request.operation),
+                               authenticated=False)
         reply = binding.call(request, CallContext(self.services, principal, request_id=request.request_id,
                                                   peer=request.peer))
         return replace(reply, authenticated=True)

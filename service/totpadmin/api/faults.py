@@ -27,12 +27,16 @@ _LEGACY_PREFIX = {
 }
 
 
+MAX_ECHOED_USERNAME = 100
+
+
 class ServiceFault(Fault):
-    def __init__(self, reason: str, *, declared: bool, client: bool = False):
+    def __init__(self, reason: str, *, declared: bool, client: bool = False, code: str | None = None):
         super().__init__(faultcode="Client" if client else "Server", faultstring=reason)
         self.reason = reason
         self.declared = declared
         self.client = client
+        self.code = code  # a SOAP fault code other than Client/Server, e.g. MustUnderstand
 
 
 def for_error(operation: str, username: str | None, err: errors.TotpAdminError) -> ServiceFault:
@@ -43,6 +47,8 @@ def for_error(operation: str, username: str | None, err: errors.TotpAdminError) 
         return ServiceFault(str(err), declared=True)
     prefix = _LEGACY_PREFIX.get(operation, "TOTPAdminService failed for the user : {user}")
     shown = username if username else "null"
+    if len(shown) > MAX_ECHOED_USERNAME:
+        shown = shown[:MAX_ECHOED_USERNAME] + "..."
     return ServiceFault(f"{prefix.format(user=shown)}. {err}", declared=True)
 
 

@@ -13,16 +13,22 @@ from .models import AuditRecord
 _MAX = 255
 
 
+def _text(value: str | None, limit: int = _MAX) -> str | None:
+    """Printable characters only (PostgreSQL refuses NUL; logs and terminals hate control characters)."""
+    if value is None:
+        return None
+    return "".join(ch if ch.isprintable() else "?" for ch in value[:limit])
+
+
 class AuditRepository:
     def __init__(self, session: Session):
         self._session = session
 
     def add(self, event: AuditEvent) -> None:
         self._session.add(AuditRecord(
-            request_id=event.request_id[:64], source=event.source[:64], caller=event.caller[:_MAX],
-            operation=event.operation[:64], target=event.target[:_MAX] if event.target else None,
-            tenant=event.tenant[:_MAX] if event.tenant else None, outcome=event.outcome,
-            detail=event.detail[:_MAX],
+            request_id=_text(event.request_id, 64), source=_text(event.source, 64), caller=_text(event.caller),
+            operation=_text(event.operation, 64), target=_text(event.target), tenant=_text(event.tenant),
+            outcome=event.outcome, detail=_text(event.detail),
         ))
 
     def find(self, *, tenant: str | None = None, user: str | None = None, operation: str | None = None,

@@ -1,0 +1,198 @@
+"""Password guessing over HTTP Basic is slowed per username and blocked per client address
+(core/throttle.py, the login* keys of conf/totp.properties), end to end.
+
+Every test comes from 127.0.0.1, so the per-address block applies to all of a test's calls; each test
+has a server (and so a throttle) of its own. Durations are compared, with generous margins, against the
+duration of an attempt that cannot have been held back (the first failure of a username: it includes the
+TLS handshake and the Argon2 check), and against delays of whole seconds: these check behaviour, not
+performance.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from conftest import ADMIN_PASSWORD, TNS
+from wire import soap11
+
+AUTH_FAULT = "Access Denied. Authentication failed - Invalid credentials provided."
+THROTTLE = {"loginFailuresBeforeDelay": "2", "loginMaxDelaySeconds": "2", "loginFailuresBeforeBlock": "6",
+            "loginBlockSeconds": "3"}
+SLOWED = 0.8  # a held-back attempt took at least this much longer than one that was not (delays >= 1 s)
+
+
+def attempt(server, user: str, password: str, operation: str = "isTOTPEnabled"):
+    """One form call as ``user``; (response, seconds it took)."""
+    with server.session(user, password) as s:
+        started = time.monotonic()
+        r = s.post(f"{server.url}/{operation}", data={"username": "admin"}, timeout=30)
+        return r, time.monotonic() - started
+
+
+def assert_auth_failed(r):
+    assert r.status_code == 500, (r.status_code, r.text)
+    assert r.headers.get("X-Fault-Reason") == AUTH_FAULT
+    assert r.text == f"<faultstring>{AUTH_FAULT}</faultstring>"
+
+
+def assert_ok(r):
+    assert r.status_code == 200, (r.status_code, r.headers.get("X-Fault-Reason"), r.text)
+    assert r.text.startswith(f'<ns:isTOTPEnabledResponse xmlns:ns="{TNS}">')
+
+
+def assert_blocked(r):
+    assert r.status_code == 429, (r.status_code, r.text)
+    retry = int(r.headers["Retry-After"])
+    assert 1 <= retry <= int(THROTTLE["loginBlockSeconds"])
+    assert "Too many failed logins" in r.text
+
+
+def test_failures_are_slowed_then_the_address_is_blocked_then_released(make_server):
+    srv = make_server(properties=THROTTLE)
+    timings = []
+    for _ in range(6):  # failures 1-2 at once, 3 after 1 s, 4-6 after 2 s (capped); the 6th blocks
+        r, took = attempt(srv, "admin", "wrong-password")
+        assert_auth_failed(r)
+        timings.append(took)
+    base = min(timings[:2])
+    assert abs(timings[1] - timings[0]) < SLOWED, timings  # the first two answered at once
+    assert timings[2] >= base + SLOWED * 0.8, timings  # the third after about 1 s
+    assert timings[3] >= timings[0] + SLOWED, timings  # the fourth after 2 s
+    assert all(t >= base + SLOWED for t in timings[3:]), timings
+    blocked_at = time.monotonic()
+
+    # Blocked: even the right password, and any other username, from this address.
+    r, _ = attempt(srv, "admin", ADMIN_PASSWORD)
+    assert_blocked(r)
+    r, _ = attempt(srv, "someone-else", "whatever")
+    assert_blocked(r)
+    r = srv.session().post(srv.url, data=soap11("isTOTPEnabled", "admin"),
+                           headers={"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": '"urn:isTOTPEnabled"'})
+    assert_blocked(r)
+
+    # The block ends by itself; the right password then works (still slowed for this username).
+    time.sleep(max(0.0, float(THROTTLE["loginBlockSeconds"]) + 0.2 - (time.monotonic() - blocked_at)))
+    r, _ = attempt(srv, "admin", ADMIN_PASSWORD)
+    assert_ok(r)
+
+
+def test_a_success_resets_the_usernames_delay(make_server):
+    srv = make_server(properties=THROTTLE)
+    timings = []
+    for _ in range(2):
+        r, took = attempt(srv, "admin", "wrong-password")
+        assert_auth_failed(r)
+        timings.append(took)
+    base = min(timings)
+    r, took = attempt(srv, "admin", "wrong-password")  # the third failure is held back
+    assert_auth_failed(r)
+    assert took >= base + SLOWED * 0.8
+
+    r, took = attempt(srv, "admin", ADMIN_PASSWORD)  # held back too (the username has 3 failures) ...
+    assert_ok(r)
+    assert took >= SLOWED  # (2 s; a cached password costs no Argon2 check)
+    # ... but it resets the username: the next failures are answered at once again. Without the
+    # reset this one would wait 2 s.
+    r, took = attempt(srv, "admin", "wrong-password")
+    assert_auth_failed(r)
+    assert took < base + 1.2, (took, base)
+
+
+def test_unknown_and_known_usernames_are_answered_alike(make_server):
+    """No user enumeration: a wrong password for an existing user, a user that does not exist, and a
+    user of a tenant that does not exist get the same status, fault and body, on every binding."""
+    srv = make_server(properties=THROTTLE)
+    answers = []
+    for user in ("admin", "nobody", "nobody@nowhere.example"):
+        r, _ = attempt(srv, user, "wrong-password")
+        assert_auth_failed(r)
+        answers.append((r.status_code, r.headers.get("X-Fault-Reason"), r.headers["Content-Type"], r.text))
+    assert len(set(answers)) == 1, answers
+
+    soap = []
+    for user in ("admin", "nobody"):
+        with srv.session(user, "wrong-password") as s:
+            r = s.post(srv.url, data=soap11("isTOTPEnabled", "admin"),
+                       headers={"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": '"urn:isTOTPEnabled"'})
+        assert r.status_code == 500 and AUTH_FAULT in r.text
+        soap.append((r.status_code, r.headers["Content-Type"], r.text))
+    assert soap[0] == soap[1]
+
+
+def test_a_hammered_username_does_not_slow_or_block_the_admin(make_server):
+    """Another username's failures (below the address's limit) slow only that username: the admin's
+    right password is answered at once, even while one of the attacker's attempts is being held back
+    (the delay must not tie up the server)."""
+    srv = make_server(properties=THROTTLE)
+    timings = []
+    for _ in range(3):
+        r, took = attempt(srv, "mallory", "guess")
+        assert_auth_failed(r)
+        timings.append(took)
+    base = min(timings)
+
+    held = {}
+    fourth = threading.Thread(target=lambda: held.setdefault("r", attempt(srv, "mallory", "guess")))
+    fourth.start()  # held back 2 s
+    time.sleep(0.2)
+    r, took = attempt(srv, "admin", ADMIN_PASSWORD)
+    still_waiting = fourth.is_alive()
+    fourth.join(30)
+    assert_ok(r)
+    assert took < base + SLOWED, (took, base)
+    assert still_waiting, "the admin's call was answered only after the attacker's delayed one"
+    assert_auth_failed(held["r"][0])
+    assert held["r"][1] >= SLOWED
+
+
+def test_the_username_is_never_refused_outright(make_server):
+    """With the per-address block out of reach, hammering the admin's username only slows it: never 429,
+    each delay capped at loginMaxDelaySeconds (1 s here, to keep the test short: uncapped, the 5th attempt
+    would wait 4 s and the 10th 256 s), and the right password still gets in."""
+    srv = make_server(properties={**THROTTLE, "loginMaxDelaySeconds": "1", "loginFailuresBeforeBlock": "1000"})
+    timings = []
+    for _ in range(10):
+        r, took = attempt(srv, "admin", "wrong-password")
+        assert r.status_code != 429
+        assert_auth_failed(r)
+        timings.append(took)
+    base = min(timings[:2])
+    assert abs(timings[1] - timings[0]) < SLOWED, timings
+    # Held back about 1 s each; uncapped, the 4th would wait 2 s, the 5th 4 s, the 6th 8 s.
+    assert all(base + SLOWED * 0.8 <= t < base + 1.9 for t in timings[2:]), (base, timings)
+    r, took = attempt(srv, "admin", ADMIN_PASSWORD)
+    assert_ok(r)
+    assert took < base + 1.9
+
+
+def test_missing_or_malformed_credentials_are_challenged_not_counted(make_server):
+    """401 with a challenge, and never a failure toward the block: many of them, then the admin gets in
+    at once."""
+    srv = make_server(properties=THROTTLE)
+    with srv.session(None) as s:
+        for header in (None, "Basic", "Basic !!!", "Bearer abc", "Basic " + "YWRtaW4=") * 3:
+            headers = {"Authorization": header} if header else {}
+            r = s.post(f"{srv.url}/isTOTPEnabled", data={"username": "admin"}, headers=headers)
+            assert r.status_code == 401, header
+            assert r.headers["WWW-Authenticate"].startswith("Basic realm=")
+    r, took = attempt(srv, "admin", ADMIN_PASSWORD)
+    assert_ok(r)
+    assert took < 1.5  # had the 401s counted as failures of "admin", this would wait 2 s
+
+
+@pytest.mark.parametrize("path, user", [("/%00", "admin"), ("/isTOTPEnabled", "adm\x00in")], ids=["nul-in-path", "nul-in-username"])
+def test_failures_are_counted_whatever_the_request_holds(make_server, path, user):
+    """Wrong passwords are answered as such and counted toward the address's block even when the path or
+    the username holds a NUL byte."""
+    srv = make_server(properties={**THROTTLE, "loginFailuresBeforeDelay": "100"})  # only the block matters here
+    for _ in range(int(THROTTLE["loginFailuresBeforeBlock"])):
+        with srv.session(user, "wrong-password") as s:
+            r = s.post(srv.url + path, data={"username": "admin"}, timeout=30)
+        assert r.status_code == 500
+        assert r.headers.get("X-Fault-Reason") == AUTH_FAULT, (r.headers.get("Content-Type"), r.text)
+    r, _ = attempt(srv, "admin", ADMIN_PASSWORD)
+    assert_blocked(r)
