@@ -398,13 +398,6 @@ def test_absurd_headers_get_a_4xx(srv, headers):
     assert not any(leak.encode() in answer.lower() for leak in LEAKS)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a header line over 16 KiB (Twisted's LineReceiver.MAX_LENGTH) gets no answer at all: the default "
-    "lineLengthExceeded calls transport.loseConnection() while HTTPChannel's producer is registered, so the "
-    "TLS connection is neither answered nor closed until the 30 s idle timeout (cf. twisted/twisted#4892, "
-    "#4229). Fix: a ServiceSite protocol (HTTPChannel subclass) whose lineLengthExceeded writes "
-    "'HTTP/1.1 431 Request Header Fields Too Large' and calls self.loseConnection() (which unregisters the "
-    "producer first)."))
 def test_a_100kb_header_gets_a_4xx(srv):
     answer = exchange(srv, raw_request(b"X-Big: " + b"a" * 100_000 + b"\r\n"), timeout=5)
     assert answer, "no answer (and the connection was still open) after 5 s"

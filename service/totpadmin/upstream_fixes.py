@@ -59,6 +59,22 @@ def _quiet_spyne_logging() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
+def http_channel():
+    """twisted/twisted#4892, #4229: when a request header line exceeds LineReceiver.MAX_LENGTH,
+    HTTPChannel drops the connection while its producer is registered, so over TLS the client gets no
+    answer until the idle timeout. This HTTPChannel answers 431 and closes at once. Twisted is imported
+    here, not at module level: the api layer imports this module and stays free of Twisted."""
+    from twisted.web import http
+
+    class AnsweringHTTPChannel(http.HTTPChannel):
+        def lineLengthExceeded(self, line):
+            self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                                 b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            self.loseConnection()
+
+    return AnsweringHTTPChannel
+
+
 def apply() -> None:
     _patch_spyne_six()
     _quiet_spyne_logging()

@@ -6,6 +6,8 @@ import io
 
 from twisted.web import server
 
+from .. import upstream_fixes
+
 IDLE_TIMEOUT_SECONDS = 30
 
 
@@ -36,6 +38,7 @@ class BoundedRequest(server.Request):
 
 
 class ServiceSite(server.Site):
+    protocol = upstream_fixes.http_channel()  # HTTP/1.1 only: legacy SOAP clients do not speak HTTP/2
     requestFactory = BoundedRequest
     displayTracebacks = False
     noisy = False
