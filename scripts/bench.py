@@ -1,0 +1,848 @@
+#!/usr/bin/env python3
+"""Throughput and latency of totp-admin against a bare Twisted TLS resource, in one run.
+
+Run it through ``scripts/bench`` (venv, wrk). Everything listens on 127.0.0.1 only, every load run is
+bounded (``--warmup`` + ``--duration`` seconds), and every server and temporary directory it makes is
+removed at the end (also on Ctrl-C or SIGTERM), unless ``--keep``.
+
+Scenarios (see BENCHMARKS.md):
+  a  bare twisted.web resource, fixed 300-byte XML, same TLS setup (scripts/bench_bare.py): the ceiling
+  b  SOAP 1.1 initTOTP (text/xml, Basic auth), totp-admin serve, 1 worker
+  c  form-POST initTOTP
+  d  form-POST validateTOTP, 10^3 enrolled users, wrong codes (mostly "false"; see BENCHMARKS.md)
+  e  SOAP 1.1 initTOTP with serve --workers 2 (against b)
+  f  form-POST validateTOTP with --users (10^6) enrolled users (against d)
+  d1, f1  d and f with 1 connection: service time without queueing
+Each: wrk -t1 -cC -dDs after a W s warm-up (--repeat N: N measured runs, the median kept); req/s,
+p50/p99, server CPU (utime+stime of the server and its child processes, from /proc) per request, and the
+ratio to (a). Stores are SQLite in the temporary directory, or schemas of --database-url (PostgreSQL on
+127.0.0.1), seeded by scripts/bench_seed.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "scripts"
+BIN = Path(sys.executable).parent
+TOTP_ADMIN = BIN / "totp-admin"
+HOST = "127.0.0.1"  # the only address anything here listens on or connects to
+ADMIN_PASSWORD = "bench-admin-password"
+TNS = "http://services.totp.authenticator.application.identity.carbon.wso2.org"
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+SERVICE = "/services/TOTPAdminService"
+PREFIX = "bench"  # bench_seed.py's usernames: bench0000001 ...
+WRONG_CODE = "000001"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# The policy under which validateTOTP with wrong codes keeps answering "false" instead of lockout faults.
+BENCH_PROPERTIES = {"maxFailedAttempts": "100", "lockoutSeconds": "1", "maxLockoutSeconds": "1"}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2:].split()  # fields from "state" on (field 3 of proc(5))
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants (by /proc/*/stat ppid)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            f = _stat_fields(int(entry))
+            if f is not None:
+                children.setdefault(int(f[1]), []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, ()))
+    return tree
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores, from the first line of /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    total = sum(values[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+def cpu_ticks(pids: list[int]) -> dict[int, int]:
+    """utime+stime (clock ticks) of each live pid."""
+    out = {}
+    for pid in pids:
+        f = _stat_fields(pid)
+        if f is not None:
+            out[pid] = int(f[11]) + int(f[12])  # utime, stime: fields 14 and 15
+    return out
+
+
+class Server:
+    """A server process we started (in its own session, so that its workers can be found and stopped)."""
+
+    def __init__(self, name: str, args: list[str], *, env: dict, log_path: Path, port: int, ca: Path):
+        self.name, self.port, self.ca, self.log_path = name, port, ca, log_path
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=env, cwd=ROOT, start_new_session=True)
+
+    def wait_listening(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with socket.create_connection((HOST, self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not listen within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def tree(self) -> list[int]:
+        return process_tree(self.proc.pid) if self.proc.poll() is None else []
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                log(f"{self.name} did not stop in 30 s; killing its process group")
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the group of the process we started, nothing else
+                self.proc.wait()
+        # Workers left behind by a supervisor that died: same session/process group as the one we made.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._log.close()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def run(args: list[str], *, input: str | None = None, timeout: float = 120, env: dict | None = None) -> str:
+    r = subprocess.run(args, input=input, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, args))} exited with {r.returncode}:\n{r.stdout}{r.stderr}")
+    return r.stdout
+
+
+# --------------------------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Scenario:
+    key: str
+    label: str
+    server: str  # "bare", "one", "two", "big"
+    path: str
+    content_type: str
+    body_pre: str  # the body is body_pre + username + body_post
+    body_post: str
+    soap_action: str | None = None
+    users: tuple[int, int] | None = None  # random username among bench<first>..bench<last>; None: fixed body
+    fixed_user: str = "admin"
+    auth: bool = True
+    count_bool: bool = False  # count <ns:return>true / false answers
+    connections: int = 10
+
+
+def soap11_init() -> tuple[str, str]:
+    pre = (f'<soapenv:Envelope xmlns:soapenv="{SOAP11}"><soapenv:Header/><soapenv:Body>'
+           f'<ns:initTOTP xmlns:ns="{TNS}"><ns:username>')
+    return pre, "</ns:username></ns:initTOTP></soapenv:Body></soapenv:Envelope>"
+
+
+def scenarios(small: int, big: int, connections: int) -> list[Scenario]:
+    pre, post = soap11_init()
+    soap = dict(path=SERVICE, content_type="text/xml; charset=UTF-8", soap_action='"urn:initTOTP"',
+                body_pre=pre, body_post=post)
+    form = "application/x-www-form-urlencoded"
+    validate = dict(path=SERVICE + "/validateTOTP", content_type=form, body_pre="username=",
+                    body_post=f"&verificationCode={WRONG_CODE}", count_bool=True)
+    c = connections
+    return [
+        Scenario("a", "bare twisted.web resource, TLS (ceiling)", "bare", auth=False, connections=c, **soap),
+        Scenario("b", "SOAP 1.1 initTOTP, 1 worker", "one", users=(1, small), connections=c, **soap),
+        Scenario("c", "form-POST initTOTP", "one", path=SERVICE + "/initTOTP", content_type=form,
+                 body_pre="username=", body_post="", users=(1, small), connections=c),
+        Scenario("d", f"form-POST validateTOTP, {small:,} users", "one", users=(1, small), connections=c, **validate),
+        Scenario("e", "SOAP 1.1 initTOTP, --workers 2", "two", users=(1, small), connections=c, **soap),
+        Scenario("f", f"form-POST validateTOTP, {big:,} users", "big", users=(1, big), connections=c, **validate),
+        Scenario("d1", f"validateTOTP, {small:,} users, 1 connection", "one", users=(1, small), connections=1,
+                 **validate),
+        Scenario("f1", f"validateTOTP, {big:,} users, 1 connection", "big", users=(1, big), connections=1,
+                 **validate),
+    ]
+
+
+def _lua_str(s: str) -> str:
+    return json.dumps(s)  # a JSON string literal is a valid Lua string literal for these ASCII bodies
+
+
+def lua_script(sc: Scenario) -> str:
+    headers = {"Content-Type": sc.content_type}
+    if sc.soap_action:
+        headers["SOAPAction"] = sc.soap_action
+    if sc.auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    header_lua = ", ".join(f"[{_lua_str(k)}] = {_lua_str(v)}" for k, v in headers.items())
+    first, last = sc.users or (0, 0)
+    return f"""-- generated by scripts/bench.py for scenario {sc.key}
+local path = {_lua_str(sc.path)}
+local headers = {{ {header_lua} }}
+local pre, post = {_lua_str(sc.body_pre)}, {_lua_str(sc.body_post)}
+local first, last = {first}, {last}
+local fixed_user = {_lua_str(sc.fixed_user)}
+local count_bool = {"true" if sc.count_bool else "false"}
+local fixed = nil
+local threads = {{}}
+
+function setup(thread) table.insert(threads, thread) end
+
+function init(args)
+  n200, n500, nother, ntrue, nfalse = 0, 0, 0, 0, 0
+  math.randomseed(os.time() + os.clock() * 1000000)
+  if last == 0 then fixed = wrk.format("POST", path, headers, pre .. fixed_user .. post) end
+end
+
+function request()
+  if fixed then return fixed end
+  local name = string.format("{PREFIX}%07d", math.random(first, last))
+  return wrk.format("POST", path, headers, pre .. name .. post)
+end
+
+function response(status, hdrs, body)
+  if status == 200 then n200 = n200 + 1 elseif status == 500 then n500 = n500 + 1 else nother = nother + 1 end
+  if count_bool then
+    if string.find(body, ">true<", 1, true) then ntrue = ntrue + 1
+    elseif string.find(body, ">false<", 1, true) then nfalse = nfalse + 1 end
+  end
+end
+
+function done(summary, latency, requests)
+  local c = {{ n200 = 0, n500 = 0, nother = 0, ntrue = 0, nfalse = 0 }}
+  for _, t in ipairs(threads) do
+    for k, _ in pairs(c) do c[k] = c[k] + (t:get(k) or 0) end
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCHJSON {{"requests": %d, "duration_us": %d, "bytes": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, ' ..
+    '"mean_us": %.1f, "max_us": %d, "err_connect": %d, "err_read": %d, "err_write": %d, "err_status": %d, ' ..
+    '"err_timeout": %d, "n200": %d, "n500": %d, "nother": %d, "ntrue": %d, "nfalse": %d}}\\n',
+    summary.requests, summary.duration, summary.bytes, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.mean, latency.max, e.connect, e.read, e.write, e.status, e.timeout,
+    c.n200, c.n500, c.nother, c.ntrue, c.nfalse))
+end
+"""
+
+
+def preflight(sc: Scenario, server: Server) -> str:
+    """One request exactly as the Lua script sends it, checked: 200 (and true/false for validate)."""
+    user = f"{PREFIX}{sc.users[0]:07d}" if sc.users else sc.fixed_user
+    body = (sc.body_pre + user + sc.body_post).encode()
+    headers = {"Content-Type": sc.content_type}
+    if sc.soap_action:
+        headers["SOAPAction"] = sc.soap_action
+    if sc.auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    ctx = ssl.create_default_context(cafile=str(server.ca))
+    conn = http.client.HTTPSConnection(HOST, server.port, context=ctx, timeout=30)
+    try:
+        conn.request("POST", sc.path, body=body, headers=headers)
+        r = conn.getresponse()
+        text = r.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+    if r.status != 200 or (sc.count_bool and "true<" not in text and "false<" not in text):
+        raise RuntimeError(f"preflight of {sc.key} ({sc.label}): HTTP {r.status}: {text[:300]}")
+    return text
+
+
+# --------------------------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Result:
+    key: str
+    label: str
+    ok: bool = False
+    note: str = ""
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    cpu_us_per_req: float = 0.0
+    server_cpu_pct: float = 0.0  # of one core, over the measured run
+    wrk_cpu_pct: float = 0.0
+    machine_busy_pct: float = 0.0  # all cores (100 = every core busy), everything on the machine
+    other_cpu_pct: float = 0.0  # of one core: the machine's busy time minus the server's and wrk's
+    per_process_cpu_s: list = field(default_factory=list)
+    ratio_to_bare: float | None = None
+    wrk: dict = field(default_factory=dict)
+    profile: str | None = None
+
+
+def wrk_run(url: str, script: Path, seconds: float, connections: int) -> tuple[dict, float, float]:
+    """Run wrk; (its BENCHJSON, wall seconds, wrk's CPU seconds)."""
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "--latency",
+            "-s", str(script), url]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    r = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
+    if r.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return json.loads(line[len("BENCHJSON "):]), wall, cpu
+
+
+def median_run(runs: list[Result]) -> Result:
+    """The run with the median req/s; the spread of all runs goes into its note."""
+    res = sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
+    if len(runs) > 1:
+        spread = f"{len(runs)} runs, req/s {min(r.rps for r in runs):,.0f}..{max(r.rps for r in runs):,.0f}"
+        res.note = "; ".join(filter(None, [spread, res.note]))
+    return res
+
+
+def measure_once(sc: Scenario, server: Server, url: str, script: Path, opts) -> Result:
+    res = Result(sc.key, sc.label)
+    pids = server.tree()
+    before, machine_before = cpu_ticks(pids), machine_ticks()
+    data, wall, wrk_cpu = wrk_run(url, script, opts.duration, sc.connections)
+    after, machine_after = cpu_ticks(pids), machine_ticks()
+    busy, total = (a - b for a, b in zip(machine_after, machine_before))
+    res.machine_busy_pct = 100 * busy / total if total else 0.0
+    per_pid = {pid: (after.get(pid, before[pid]) - before[pid]) / CLK_TCK for pid in before}
+    server_cpu = sum(per_pid.values())
+    seconds = data["duration_us"] / 1e6
+    n = data["requests"]
+    res.wrk = data
+    res.rps = n / seconds if seconds else 0.0
+    res.p50_ms = data["p50_us"] / 1000
+    res.p99_ms = data["p99_us"] / 1000
+    res.cpu_us_per_req = server_cpu / n * 1e6 if n else 0.0
+    res.server_cpu_pct = 100 * server_cpu / seconds if seconds else 0.0
+    res.wrk_cpu_pct = 100 * wrk_cpu / wall if wall else 0.0
+    cores = os.cpu_count() or 1
+    res.other_cpu_pct = max(0.0, res.machine_busy_pct * cores - res.server_cpu_pct - res.wrk_cpu_pct)
+    children = [pid for pid in per_pid if pid != server.proc.pid]
+    res.per_process_cpu_s = [round(per_pid[pid], 2) for pid in (sorted(children) or [server.proc.pid])]
+    errors = sum(data[k] for k in ("err_connect", "err_read", "err_write", "err_timeout"))
+    problems = []
+    if errors:
+        problems.append(f"{errors} socket errors")
+    if data["n500"] or data["nother"]:
+        problems.append(f"{data['n500']} HTTP 500, {data['nother']} other non-200")
+    if sc.count_bool:
+        problems.append(f"answers: {data['ntrue']} true, {data['nfalse']} false")
+    res.note = "; ".join(problems)
+    res.ok = n > 0
+    return res
+
+
+def find_py_spy() -> str | None:
+    for candidate in (os.environ.get("PY_SPY"), shutil.which("py-spy"), str(BIN / "py-spy")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def profile(sc: Scenario, server: Server, url: str, script: Path, opts) -> str | None:
+    """An extra, unmeasured load run with py-spy sampling the server's Python CPU (``--gil``): collapsed
+    stacks in --profile DIR, and a summary (by component, and the heaviest functions) returned."""
+    py_spy = find_py_spy()
+    if py_spy is None:
+        log("--profile: py-spy not found (pip install py-spy, or set PY_SPY=/path/to/py-spy); no profile")
+        return None
+    opts.profile_dir.mkdir(parents=True, exist_ok=True)
+    children = [p for p in server.tree() if p != server.proc.pid]
+    pids = children or [server.proc.pid]
+    outputs, spies = [], []
+    for pid in pids:
+        out = opts.profile_dir / f"{sc.key}-{pid}.txt"
+        spies.append(subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(round(opts.duration)),
+                                       "--rate", "250", "--format", "raw", "--gil", "--nonblocking",
+                                       "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        outputs.append(out)
+    time.sleep(0.5)
+    try:
+        wrk_run(url, script, opts.duration, sc.connections)
+    finally:
+        for spy in spies:
+            try:
+                spy.wait(timeout=opts.duration + 30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait()
+    written = [o for o in outputs if o.exists()]
+    if not written:
+        log("--profile: py-spy wrote nothing (needs ptrace permission: root or CAP_SYS_PTRACE)")
+        return None
+    return summarize_profile(written)
+
+
+# Components, matched from the innermost frame outwards; the first frame that matches decides.
+_COMPONENTS = [
+    ("logging", ("logging/__init__", "totpadmin/server/logs.py")),
+    ("SQLAlchemy (ORM, Core, pool) + sqlite3/psycopg", ("sqlalchemy/", "sqlite3", "psycopg")),
+    ("spyne + lxml (parse, dispatch, serialize)", ("spyne/", "lxml")),
+    ("crypto (AES-GCM, HMAC-OTP, Argon2, base64)", ("cryptography/", "argon2", "secretbox.py", "core/otp.py",
+                                                    "verification.py", "base64.py", "hmac.py")),
+    ("TLS (pyOpenSSL, twisted.protocols.tls)", ("OpenSSL/", "twisted/protocols/tls.py")),
+    ("totpadmin's own code", ("totpadmin/",)),
+    ("Twisted (reactor, HTTP, threads)", ("twisted/",)),
+]
+
+
+def summarize_profile(paths: list[Path], top: int = 12) -> str:
+    import collections
+    import re
+
+    by_component, inclusive, total = collections.Counter(), collections.Counter(), 0
+    for path in paths:
+        for line in path.read_text(errors="replace").splitlines():
+            if not line.strip():
+                continue
+            stack, _, count = line.rpartition(" ")
+            n, frames = int(count), stack.split(";")
+            total += n
+            component = "other (stdlib)"
+            for frame in reversed(frames):
+                match = next((name for name, marks in _COMPONENTS if any(m in frame for m in marks)), None)
+                if match:
+                    component = match
+                    break
+            by_component[component] += n
+            for name in {re.sub(r" \(.*?:\d+\)$", "", re.sub(r":\d+\)$", ")", f)) for f in frames[1:]
+                         if ("totpadmin/" in f and "totpadmin/cli/" not in f and "server/app.py" not in f)
+                         or "sqlalchemy/orm/session.py" in f}:
+                inclusive[name] += n
+    if not total:
+        return "(no samples)"
+    lines = [f"  {100 * n / total:5.1f}%  {name}" for name, n in by_component.most_common()]
+    lines.append(f"  heaviest totpadmin functions (inclusive, {total} samples):")
+    lines += [f"  {100 * n / total:5.1f}%    {name}" for name, n in inclusive.most_common(top)]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------- the run
+
+
+def make_conf(dest: Path) -> Path:
+    shutil.copytree(ROOT / "conf", dest)
+    props = dest / "totp.properties"
+    lines = [ln for ln in props.read_text().splitlines() if ln.split("=", 1)[0].strip() not in BENCH_PROPERTIES]
+    lines += [f"{k}={v}" for k, v in BENCH_PROPERTIES.items()]
+    props.write_text("\n".join(lines) + "\n")
+    return dest
+
+
+@dataclass
+class Store:
+    """A data directory (key ring, TLS certificate) and its database: SQLite in it, or a PostgreSQL schema."""
+
+    data_dir: Path
+    url: str | None = None  # None: SQLite in data_dir
+    schema: str | None = None
+
+    def args(self) -> list[str]:
+        return ["--data-dir", str(self.data_dir)] + (["--database-url", self.url] if self.url else [])
+
+
+def loopback_url(url: str) -> str:
+    """``url`` if its database is on this machine (loopback or a Unix socket); else exit 2."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    hosts = [parsed.host] + [h for h in str(parsed.query.get("host", "")).split(",") if h]
+    if parsed.get_backend_name() != "postgresql" or any(h not in (None, "", "127.0.0.1", "localhost", "::1")
+                                                        and not h.startswith("/") for h in hosts):
+        raise SystemExit(f"bench: --database-url must be a PostgreSQL URL on 127.0.0.1 (got "
+                         f"{parsed.render_as_string(hide_password=True)})")
+    return url
+
+
+def new_pg_store(base_url: str, data_dir: Path, name: str) -> Store:
+    """A fresh schema of its own (as tests/conftest.py does), dropped by :func:`drop_pg_store`."""
+    import sqlalchemy as sa
+
+    schema = f"bench_{name}_{os.getpid()}_{int(time.time())}"
+    engine = sa.create_engine(base_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    finally:
+        engine.dispose()
+    sep = "&" if "?" in base_url else "?"
+    return Store(data_dir, f"{base_url}{sep}options=-csearch_path%3D{schema}", schema)
+
+
+def drop_pg_store(base_url: str, store: Store) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(base_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE'))
+    except Exception as exc:  # cleanup must go on
+        log(f"could not drop schema {store.schema}: {exc}")
+    finally:
+        engine.dispose()
+
+
+def seed_store(store: Store, conf: Path, users: int, cache: Path | None) -> dict:
+    """The first admin and ``users`` enrolled bench users (a SQLite store is copied from ``cache`` if it
+    has one of that size, and kept there for next time)."""
+    cached = cache / f"store-{users}" if cache and store.url is None else None
+    if cached is not None and (cached / "complete").exists():
+        log(f"copying the cached {users:,}-user store from {cached}")
+        shutil.copytree(cached, store.data_dir, ignore=shutil.ignore_patterns("complete", "seed.json"))
+        return json.loads((cached / "seed.json").read_text()) | {"cached": True}
+    target = Store(cached, None) if cached is not None else store
+    if cached is not None and cached.exists():
+        shutil.rmtree(cached)  # an interrupted earlier load
+    run([str(TOTP_ADMIN), "db", "upgrade", *target.args()])
+    run([str(TOTP_ADMIN), "user", "add", "admin", "--role", "admin", *target.args()], input=ADMIN_PASSWORD + "\n")
+    log(f"seeding {users:,} users (scripts/bench_seed.py)")
+    started = time.monotonic()
+    r = subprocess.run([sys.executable, str(SCRIPTS / "bench_seed.py"), *target.args(),
+                        "--conf-dir", str(conf), "--users", str(users)],
+                       stdout=subprocess.PIPE, text=True, timeout=3600, cwd=ROOT)  # progress on our stderr
+    if r.returncode != 0:
+        raise RuntimeError(f"bench_seed.py exited with {r.returncode}: {r.stdout}")
+    info = {"users": users, "seconds": round(time.monotonic() - started, 1), "summary": r.stdout.strip(),
+            "db_bytes": sum(p.stat().st_size for p in target.data_dir.glob("totp-admin.db*")) if not target.url else None}
+    log(r.stdout.strip())
+    if cached is not None:
+        (cached / "seed.json").write_text(json.dumps(info))
+        (cached / "complete").write_text("")
+        shutil.copytree(cached, store.data_dir, ignore=shutil.ignore_patterns("complete", "seed.json"))
+    return info
+
+
+def serve_supports_workers() -> bool:
+    try:
+        return "--workers" in run([str(TOTP_ADMIN), "serve", "--help"], timeout=60)
+    except (RuntimeError, subprocess.TimeoutExpired):
+        return False
+
+
+def start_server(kind: str, tmp: Path, store: Store | None, conf: Path) -> Server:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOTP_")}
+    env["TOTP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    if kind == "bare":
+        tls_dir = tmp / "bare-tls"
+        args = [sys.executable, str(SCRIPTS / "bench_bare.py"), "--port", str(port), "--tls-dir", str(tls_dir)]
+        ca = tls_dir / "ca.crt"
+    else:
+        args = [str(TOTP_ADMIN), "serve", *store.args(), "--conf-dir", str(conf), "--host", HOST, "--port", str(port)]
+        if kind == "two":
+            args += ["--workers", "2"]
+        ca = store.data_dir / "tls" / "ca.crt"
+    log(f"starting {kind}: {' '.join(args[1:] if kind == 'bare' else args[1:])}")
+    server = Server(kind, args, env=env, log_path=tmp / f"server-{kind}.log", port=port, ca=ca)
+    server.wait_listening()
+    return server
+
+
+def machine() -> dict:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[:1]
+    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+            "kernel": platform.release(), "wrk": (wrk_version or ["?"])[0].split(" Copyright")[0]}
+
+
+def fmt_table(results: list[Result]) -> str:
+    rows = [("scenario", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "ratio to bare")]
+    for r in results:
+        if not r.ok:
+            rows.append((f"({r.key}) {r.label}", "-", "-", "-", "-", r.note or "skipped"))
+            continue
+        ratio = f"{r.ratio_to_bare:.2f}" if r.ratio_to_bare is not None else "-"
+        rows.append((f"({r.key}) {r.label}", f"{r.rps:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}",
+                     f"{r.cpu_us_per_req:,.0f}", ratio))
+    return _table(rows, right=(1, 2, 3, 4, 5))
+
+
+def fmt_details(results: list[Result]) -> str:
+    rows = [("scenario", "requests", "server CPU %", "CPU s per server process", "wrk CPU %", "other CPU %",
+             "machine busy %", "notes")]
+    for r in results:
+        if r.ok:
+            rows.append((f"({r.key})", f"{r.wrk['requests']:,}", f"{r.server_cpu_pct:.0f}",
+                         " + ".join(f"{v:.1f}" for v in r.per_process_cpu_s), f"{r.wrk_cpu_pct:.0f}",
+                         f"{r.other_cpu_pct:.0f}", f"{r.machine_busy_pct:.0f}", r.note or "-"))
+    return _table(rows, right=(1, 2, 4, 5, 6))
+
+
+def _table(rows, right=()) -> str:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    def line(row):
+        return "| " + " | ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
+                                 for i, (c, w) in enumerate(zip(row, widths))) + " |"
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if i in right else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(rows[0]), sep, *map(line, rows[1:])])
+
+
+def targets(by: dict[str, Result]) -> list[tuple[str, str, bool | None]]:
+    out = []
+    def ok(*keys):
+        return all(k in by and by[k].ok for k in keys)
+    if ok("a", "b"):
+        v = by["b"].rps / by["a"].rps
+        out.append(("SOAP initTOTP (TLS, auth, DB) >= 1/3 of bare req/s", f"{v:.2f} (b/a)", v >= 1 / 3))
+    else:
+        out.append(("SOAP initTOTP >= 1/3 of bare req/s", "not measured", None))
+    if ok("b", "e"):
+        v = by["e"].rps / by["b"].rps
+        out.append(("2 workers >= 1.7 x 1 worker (SOAP initTOTP)", f"{v:.2f} x (e/b)", v >= 1.7))
+    else:
+        out.append(("2 workers >= 1.7 x 1 worker", "not measured", None))
+    if ok("d", "f"):
+        v = by["f"].p50_ms / by["d"].p50_ms
+        out.append((f"p50 validateTOTP at {by['f'].label.split(', ')[1]} <= 1.2 x at {by['d'].label.split(', ')[1]}",
+                    f"{v:.2f} x (f/d, 10 connections)", v <= 1.2))
+    if ok("d1", "f1"):
+        v = by["f1"].p50_ms / by["d1"].p50_ms
+        out.append(("  same, 1 connection (service time, no queueing)", f"{v:.2f} x (f1/d1)", v <= 1.2))
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    p.add_argument("--duration", type=float, help="seconds measured per scenario (default 10; --quick 3)")
+    p.add_argument("--warmup", type=float, help="seconds of load before each measurement (default 2; --quick 1)")
+    p.add_argument("--connections", type=int, default=10, help="wrk connections (default 10; -t1 always)")
+    p.add_argument("--users", type=int, help="enrolled users for (f) (default 1000000; --quick 10000)")
+    p.add_argument("--small-users", type=int, default=1000, help="enrolled users for (b)-(e) and (d) (default 1000)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 3 s per scenario, 1 s warm-up, 10^4 users")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="measured runs per scenario; the one with the median req/s is reported (default 1)")
+    p.add_argument("--only", help="comma-separated scenario keys (a,b,c,d,e,f,d1,f1); default all")
+    p.add_argument("--database-url", type=loopback_url,
+                   help="run on this PostgreSQL (127.0.0.1 only) instead of SQLite: each store in a fresh schema, "
+                        "dropped at the end (e.g. postgresql+psycopg://root@127.0.0.1:5432/test)")
+    p.add_argument("--seed-cache", type=Path, help="SQLite: keep the seeded (f) store here and reuse it next time "
+                                                    "(copied into each run)")
+    p.add_argument("--profile", type=Path, dest="profile_dir",
+                   help="after measuring, run scenarios --profile-keys once more under py-spy (Python CPU: --gil); "
+                        "collapsed stacks go here, a summary is printed")
+    p.add_argument("--profile-keys", default="b,d,f", help="scenarios to profile (default b,d,f)")
+    p.add_argument("--json", type=Path, help="also write the results as JSON here")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (stores, logs, Lua scripts)")
+    opts = p.parse_args(argv)
+    opts.duration = opts.duration or (3 if opts.quick else 10)
+    opts.warmup = opts.warmup if opts.warmup is not None else (1 if opts.quick else 2)
+    opts.users = opts.users or (10_000 if opts.quick else 1_000_000)
+    opts.profile_keys = set(opts.profile_keys.split(","))
+    if shutil.which("wrk") is None:
+        print("bench: wrk not found (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    if min(opts.duration, opts.connections, opts.users, opts.small_users, opts.repeat) < 1 or opts.warmup < 0:
+        print("bench: --duration, --connections, --users, --small-users and --repeat must be at least 1",
+              file=sys.stderr)
+        return 2
+
+    all_scenarios = scenarios(opts.small_users, opts.users, opts.connections)
+    wanted = set(opts.only.split(",")) if opts.only else {s.key for s in all_scenarios}
+    unknown = wanted - {s.key for s in all_scenarios}
+    if unknown:
+        print(f"bench: unknown scenarios {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    chosen = [s for s in all_scenarios if s.key in wanted]
+    workers_ok = serve_supports_workers()
+
+    tmp = Path(tempfile.mkdtemp(prefix="totp-bench-"))
+    servers: list[Server] = []
+    pg_stores: list[Store] = []
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+
+    results: dict[str, Result] = {}
+    seeds = {}
+    info = machine()
+    started = time.monotonic()
+    try:
+        conf = make_conf(tmp / "conf")
+        needs = {s.server for s in chosen}
+        stores: dict[str, Store] = {}
+        for name, users, kinds, cache in (("small", opts.small_users, {"one", "two"}, None),
+                                          ("big", opts.users, {"big"}, opts.seed_cache)):
+            if needs & kinds:
+                if opts.database_url:
+                    stores[name] = new_pg_store(opts.database_url, tmp / name, name)
+                    pg_stores.append(stores[name])
+                else:
+                    stores[name] = Store(tmp / name)
+                seeds[name] = seed_store(stores[name], conf, users, cache)
+
+        # Every server runs for the whole measurement (idle ones cost nothing), and with --repeat the
+        # scenarios are measured in rounds (a b c ... a b c ...): a change in the machine's background load
+        # then hits every scenario alike instead of skewing one ratio.
+        live: dict[str, Server] = {}
+        for kind in ("bare", "one", "two", "big"):
+            group = [s for s in chosen if s.server == kind]
+            if not group:
+                continue
+            if kind == "two" and not workers_ok:
+                for s in group:
+                    results[s.key] = Result(s.key, s.label, note="skipped: `totp-admin serve --help` has no --workers")
+                continue
+            store = {"bare": None, "one": stores.get("small"), "two": stores.get("small"), "big": stores.get("big")}[kind]
+            server = start_server(kind, tmp, store, conf)
+            servers.append(server)
+            live[kind] = server
+        plans = []
+        for s in chosen:
+            if s.key in results:
+                continue
+            server = live[s.server]
+            script = tmp / f"scenario-{s.key}.lua"
+            script.write_text(lua_script(s))
+            try:
+                preflight(s, server)
+            except (RuntimeError, OSError) as exc:
+                log(f"({s.key}) {exc}")
+                results[s.key] = Result(s.key, s.label, note=f"failed: {str(exc).splitlines()[0][:80]}")
+                continue
+            plans.append((s, server, f"https://{HOST}:{server.port}{s.path}", script, []))
+        failed: dict[str, str] = {}
+        for round_no in range(1, opts.repeat + 1):
+            for s, server, url, script, runs in plans:
+                if s.key in failed:
+                    continue
+                log(f"({s.key}) {s.label}: {opts.warmup:g} s warm-up + {opts.duration:g} s, {s.connections} connections"
+                    + (f", round {round_no}/{opts.repeat}" if opts.repeat > 1 else ""))
+                try:
+                    if opts.warmup > 0:
+                        wrk_run(url, script, opts.warmup, s.connections)
+                    r = measure_once(s, server, url, script, opts)
+                    runs.append(r)
+                    log(f"({s.key}) {r.rps:,.0f} req/s, p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, "
+                        f"{r.cpu_us_per_req:,.0f} µs CPU/req{'; ' + r.note if r.note else ''}")
+                except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+                    log(f"({s.key}) failed: {exc}")
+                    failed[s.key] = f"failed: {str(exc).splitlines()[0][:80]}"
+        for s, server, url, script, runs in plans:
+            if s.key in failed or not runs:
+                results[s.key] = Result(s.key, s.label, note=failed.get(s.key, "no run"))
+                continue
+            results[s.key] = median_run(runs)
+            if opts.profile_dir and s.key in opts.profile_keys and server.name != "bare":
+                log(f"({s.key}) profiling: {opts.duration:g} s more under py-spy")
+                results[s.key].profile = profile(s, server, url, script, opts)
+    except KeyboardInterrupt:
+        log("interrupted; cleaning up")
+        return 130
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        log(f"stopped: {exc}")
+        return 1
+    finally:
+        for server in servers:
+            server.stop()
+        for store in pg_stores:
+            drop_pg_store(opts.database_url, store)
+        if opts.keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    bare = results.get("a")
+    ordered = [results[s.key] for s in all_scenarios if s.key in results]
+    for r in ordered:
+        if r.ok and bare is not None and bare.ok:
+            r.ratio_to_bare = r.rps / bare.rps
+    by = {r.key: r for r in ordered}
+    database = "PostgreSQL (" + opts.database_url.split("@")[-1] + ")" if opts.database_url else "SQLite"
+    print(f"\ntotp-admin benchmark: {info['nproc']} x {info['cpu']}, Python {info['python']}, {info['wrk']}, "
+          f"{database}; wrk -t1 -c{opts.connections} -d{opts.duration:g}s after {opts.warmup:g} s warm-up"
+          f"{f', median of {opts.repeat} runs' if opts.repeat > 1 else ''}, "
+          f"https://{HOST} only\n")
+    print(fmt_table(ordered))
+    print("\nDetails. CPU % of one core during the measured run: server = utime+stime of its process tree (/proc/PID/"
+          "stat), wrk = the client, other = everything else on the machine (/proc/stat; e.g. PostgreSQL, other "
+          "jobs); machine busy = all cores (100 = every core):\n")
+    print(fmt_details(ordered))
+    measured = [r for r in ordered if r.ok]
+    if measured and max(r.other_cpu_pct for r in measured) > 25:
+        print(f"\nWARNING: other processes used up to {max(r.other_cpu_pct for r in measured):.0f}% of a core while "
+              f"measuring (column 'other CPU %'): on this {os.cpu_count()}-core machine that skews the numbers; "
+              f"rerun when the machine is idle, or with --repeat 3.")
+    print()
+    for name, s in seeds.items():
+        cached = " (from --seed-cache)" if s.get("cached") else ""
+        size = f"; database {s['db_bytes'] / 2**20:,.0f} MiB" if s.get("db_bytes") else ""
+        print(f"seed {name}: {s['summary']}{cached}{size}")
+    print("\nTargets:")
+    for what, value, met in targets(by):
+        verdict = {True: "met", False: "MISSED", None: "n/a"}[met]
+        print(f"  {verdict:6} {what}: {value}")
+    for r in ordered:
+        if r.profile:
+            print(f"\nProfile of ({r.key}) {r.label} (py-spy --gil: where the Python CPU goes):\n{r.profile}")
+    print(f"\n(total {time.monotonic() - started:.0f} s)")
+    if opts.json:
+        opts.json.write_text(json.dumps({"machine": info, "database": database,
+                                         "options": {k: (str(v) if isinstance(v, Path) else
+                                                         sorted(v) if isinstance(v, set) else v)
+                                                     for k, v in vars(opts).items() if k != "database_url"},
+                                         "seeds": seeds, "results": [asdict(r) for r in ordered],
+                                         "targets": targets(by)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
