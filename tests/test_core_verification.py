@@ -23,21 +23,12 @@ from totpadmin.core.validation import Validation
 from totpadmin.core.verification import OtpPolicy, matching_step, normalize_code
 from totpadmin.store.database import Database
 
+from rfc_vectors import RFC6238_CODES, SEEDS, TIMES
+
 CHEAP = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 RFC_KEY = b"12345678901234567890"
 ZERO_COUNTER = 349495  # HOTP(RFC_KEY, 349495) == "000000"
 
-SEEDS = {
-    "SHA1": b"12345678901234567890",
-    "SHA256": b"12345678901234567890123456789012",
-    "SHA512": b"1234567890123456789012345678901234567890123456789012345678901234",
-}
-TIMES = [59, 1111111109, 1111111111, 1234567890, 2000000000, 20000000000]
-RFC6238_CODES = {
-    "SHA1": ["94287082", "07081804", "14050471", "89005924", "69279037", "65353130"],
-    "SHA256": ["46119246", "68084774", "67062674", "91819424", "90698825", "77737706"],
-    "SHA512": ["90693936", "25091201", "99943326", "93441116", "38618901", "47863826"],
-}
 VECTORS = [(alg, t, code) for alg, codes in RFC6238_CODES.items() for t, code in zip(TIMES, codes)]
 SHOWN = re.compile(r"^[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}$")
 

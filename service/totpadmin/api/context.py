@@ -6,14 +6,12 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from ..config.settings import Settings
 from ..core import audit
 from ..core.account import Account
 from ..core.authentication import Authenticator
 from ..core.enrollment import Enrollment
-from ..core.errors import InvalidUsername, NotAuthorized, StoreUnavailable, TotpAdminError
+from ..core.errors import InvalidUsername, NotAuthorized, TotpAdminError
 from ..core.policy import authorize
 from ..core.principal import Principal
 from ..core.usernames import UserRef, parse_username
@@ -97,8 +95,6 @@ class CallContext:
 def store_event(services: Services, event: audit.AuditEvent) -> None:
     """Write one audit event on its own; a store outage is logged, not raised."""
     services.observe(event)
-    try:
-        with services.db.transaction() as unit:
-            unit.audit.add(event)
-    except (StoreUnavailable, SQLAlchemyError) as err:
-        audit_log.warning("request=%s: audit event not stored: %s", event.request_id, type(err).__name__)
+    if not services.db.add_audit_event(event):
+        audit_log.warning("request=%s: audit event not stored: the database refused it or is unavailable",
+                          event.request_id)

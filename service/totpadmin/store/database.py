@@ -7,11 +7,12 @@ from typing import Iterator
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config.errors import ConfigError
+from ..core.audit import AuditEvent
 from ..core.errors import StoreUnavailable
 from ..core.usernames import SUPER_TENANT
 from ..core.secretbox import SecretBox
@@ -109,6 +110,16 @@ class Database:
                 yield Unit(session, self.box)
         except (OperationalError, InterfaceError) as exc:
             raise StoreUnavailable(_cause(exc)) from exc
+
+    def add_audit_event(self, event: AuditEvent) -> bool:
+        """Write one audit event in a transaction of its own; False (nothing written) if the database
+        refused or could not be reached, so that auditing never turns a request into an error."""
+        try:
+            with self.transaction() as unit:
+                unit.audit.add(event)
+            return True
+        except (StoreUnavailable, SQLAlchemyError):
+            return False
 
     def ping(self) -> None:
         """One round trip to the database; :class:`StoreUnavailable` if it does not answer."""
