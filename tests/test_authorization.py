@@ -34,7 +34,8 @@ OPERATIONS = (
     "retrieveSecretKey", "isTOTPEnabled", "unlockTOTP", "regenerateRecoveryCodes", "enableTOTPWithRecoveryCodes",
 )
 WITH_CODE = {"enableTOTP", "validateTOTP", "enableTOTPWithRecoveryCodes"}
-READ_ONLY = {"retrieveSecretKey", "isTOTPEnabled"}
+# initTOTP on an enrolled user (every target is, see prepare) answers its QR URL and writes nothing.
+READ_ONLY = {"retrieveSecretKey", "isTOTPEnabled", "initTOTP"}
 SECRET_CLAIM = "http://wso2.org/claims/identity/secretkey"
 ENABLED_CLAIM = "http://wso2.org/claims/identity/totpEnabled"
 PENDING_CLAIM = "http://wso2.org/claims/identity/verifySecretkey"
@@ -160,7 +161,7 @@ class Running:
 
     def prepare(self, target: str) -> None:
         """As the super admin: TOTP active, a pending secret, recovery codes and exactly one counted
-        failure, so that any operation that runs changes something (the two read-only ones aside).
+        failure, so that any operation that runs changes something (the read-only ones aside).
         Only the missing parts are made: recovery codes cost slow hashes."""
         state = self.snapshot(target)
         uris = {row[0] for row in state["claims"]}

@@ -61,5 +61,5 @@ class Endpoint:
         store_event(self.services, event)
 
     def _authenticate(self, username: str, password: str) -> Principal:
-        with self.services.db.transaction() as unit:
+        with self.services.db.transaction(read_only=True) as unit:
             return self.services.authenticator.authenticate(unit.users, username, password)

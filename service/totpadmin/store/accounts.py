@@ -7,30 +7,45 @@ user and claim URI bound in as associated data.
 from __future__ import annotations
 
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, or_, select, update
-from sqlalchemy.orm import Session
 
 from ..core import claims
-from ..core.errors import UnknownTenant, UnknownUser
+from ..core.errors import SecretUnreadable, UnknownTenant, UnknownUser
 from ..core.lockout import GuardState
 from ..core.recovery import IssuedCode
 from ..core.secretbox import SecretBox, associated_data
 from ..core.usernames import UserRef
 from .models import Claim, RecoveryCode, Tenant, TotpState, User
 
+if TYPE_CHECKING:
+    from .database import Unit
+
 _GUARD_FIELDS = tuple(f.name for f in fields(GuardState))
+_CLAIMS = Claim.__table__
+_STATE = TotpState.__table__
+_USERS = User.__table__
+_TENANTS = Tenant.__table__
+_CODES = RecoveryCode.__table__
 
 
 class StoredAccount:
-    def __init__(self, session: Session, box: SecretBox | None, user: User, ref: UserRef):
+    """One user's claims, verification state and recovery codes, read and written with SQLAlchemy Core
+    (this is the request path) inside the caller's transaction."""
+
+    def __init__(self, unit: Unit, box: SecretBox | None, user_id: int, tenant_id: int, ref: UserRef):
         self.ref = ref
-        self.user_id = user.id
-        self._session = session
+        self.user_id = user_id
+        self._unit = unit
         self._box = box
-        self._tenant_id = user.tenant_id
-        rows = session.scalars(select(Claim).where(Claim.user_id == user.id))
-        self._claims: dict[str, Claim] = {row.uri: row for row in rows}
+        self._tenant_id = tenant_id
+        rows = unit.connection.execute(
+            select(_CLAIMS.c.uri, _CLAIMS.c.value, _CLAIMS.c.key_id).where(_CLAIMS.c.user_id == user_id))
+        # uri -> (value as stored, id of the key that sealed it or None)
+        self._claims: dict[str, tuple[str, str | None]] = {uri: (value, key_id) for uri, value, key_id in rows}
+        self._state: GuardState | None = None
+        self._has_state_row = False
 
     def _aad(self, uri: str) -> bytes:
         return associated_data(self._tenant_id, self.user_id, uri)
@@ -45,103 +60,132 @@ class StoredAccount:
         row = self._claims.get(uri)
         if row is None:
             return None
-        if row.key_id is None:
-            return row.value
-        return self._secrets.open(row.key_id, row.value, self._aad(uri))
+        value, key_id = row
+        if key_id is None:
+            return value
+        return self._secrets.open(key_id, value, self._aad(uri))
 
     def stored(self, uri: str) -> str | None:
         row = self._claims.get(uri)
-        return None if row is None else row.value
+        return None if row is None else row[0]
 
     def set(self, uri: str, value: str | None) -> None:
-        row = self._claims.get(uri)
+        """Write the claim unless it already holds ``value`` (an idempotent call writes nothing)."""
+        if self._holds(uri, value):
+            return
+        conn = self._unit.connection
+        self._unit.make_durable()  # secrets and enrollment must survive a power loss
         if value is None:
-            if row is not None:
-                self._session.delete(row)
-                del self._claims[uri]
+            conn.execute(delete(_CLAIMS).where(_CLAIMS.c.user_id == self.user_id, _CLAIMS.c.uri == uri))
+            del self._claims[uri]
             return
         key_id = None
         if uri in claims.SENSITIVE:
             key_id, value = self._secrets.seal(value, self._aad(uri))
-        if row is None:
-            row = Claim(user_id=self.user_id, uri=uri, value=value, key_id=key_id)
-            self._session.add(row)
-            self._claims[uri] = row
+        if uri in self._claims:
+            conn.execute(update(_CLAIMS).where(_CLAIMS.c.user_id == self.user_id, _CLAIMS.c.uri == uri)
+                         .values(value=value, key_id=key_id))
         else:
-            row.value, row.key_id = value, key_id
-        self._session.flush()
+            conn.execute(insert(_CLAIMS).values(user_id=self.user_id, uri=uri, value=value, key_id=key_id))
+        self._claims[uri] = (value, key_id)
 
+    def _holds(self, uri: str, value: str | None) -> bool:
+        if value is None or uri not in self._claims:
+            return value is None and uri not in self._claims
+        try:
+            return self.get(uri) == value
+        except SecretUnreadable:  # a damaged value is overwritten, not compared
+            return False
 
     # --- verification bookkeeping (core.lockout.GuardState) ---
+    # Read once per transaction, after the user's row lock was taken (so no concurrent change is
+    # missed), and kept in step with this object's own writes.
 
     def state(self) -> GuardState:
-        row = self._session.get(TotpState, self.user_id, populate_existing=True)
-        if row is None:
-            return GuardState()
-        return GuardState(**{name: getattr(row, name) for name in _GUARD_FIELDS})
+        if self._state is None:
+            row = self._unit.connection.execute(
+                select(*(_STATE.c[name] for name in _GUARD_FIELDS)).where(_STATE.c.user_id == self.user_id)
+            ).first()
+            self._has_state_row = row is not None
+            self._state = GuardState() if row is None else GuardState(**row._mapping)
+        return self._state
 
     def save_state(self, **changes) -> None:
         """Write some fields of the state (the caller holds the user's row lock)."""
         unknown = set(changes) - set(_GUARD_FIELDS)
         if unknown:
             raise ValueError(f"unknown state fields {sorted(unknown)}")
-        self._ensure_state_row()
-        self._session.execute(update(TotpState).where(TotpState.user_id == self.user_id).values(**changes))
+        state = self.state()
+        conn = self._unit.connection
+        if self._has_state_row:
+            conn.execute(update(_STATE).where(_STATE.c.user_id == self.user_id).values(**changes))
+        else:
+            conn.execute(insert(_STATE).values(user_id=self.user_id, **{**_fields(GuardState()), **changes}))
+            self._has_state_row = True
+        self._state = GuardState(**{**_fields(state), **changes})
 
     def claim_step(self, step: int) -> bool:
         """Record ``step`` as used if it is newer than every used one: one conditional UPDATE, so two
         processes racing with the same code cannot both succeed."""
-        self._ensure_state_row()
-        result = self._session.execute(
-            update(TotpState)
-            .where(TotpState.user_id == self.user_id,
-                   or_(TotpState.last_step.is_(None), TotpState.last_step < step))
+        state = self.state()
+        if not self._has_state_row:
+            self.save_state()
+        result = self._unit.connection.execute(
+            update(_STATE)
+            .where(_STATE.c.user_id == self.user_id, or_(_STATE.c.last_step.is_(None), _STATE.c.last_step < step))
             .values(last_step=step)
         )
-        return result.rowcount == 1
-
-    def _ensure_state_row(self) -> None:
-        if self._session.get(TotpState, self.user_id) is None:
-            self._session.execute(insert(TotpState).values(user_id=self.user_id, failures=0, lockouts=0))
+        if result.rowcount != 1:
+            return False
+        self._state = GuardState(**{**_fields(state), "last_step": step})
+        return True
 
     # --- recovery codes ---
 
     def replace_recovery_codes(self, codes: list[IssuedCode]) -> None:
-        self._session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == self.user_id))
-        for code in codes:
-            self._session.add(RecoveryCode(user_id=self.user_id, lookup=code.lookup, code_hash=code.code_hash))
-        self._session.flush()
+        conn = self._unit.connection
+        result = conn.execute(delete(_CODES).where(_CODES.c.user_id == self.user_id))
+        if codes:
+            conn.execute(insert(_CODES), [{"user_id": self.user_id, "lookup": code.lookup,
+                                           "code_hash": code.code_hash} for code in codes])
+        if codes or result.rowcount:
+            self._unit.make_durable()
 
     def recovery_code_hash(self, lookup: str) -> tuple[int, str] | None:
-        row = self._session.execute(
-            select(RecoveryCode.id, RecoveryCode.code_hash)
-            .where(RecoveryCode.user_id == self.user_id, RecoveryCode.lookup == lookup)
+        row = self._unit.connection.execute(
+            select(_CODES.c.id, _CODES.c.code_hash).where(_CODES.c.user_id == self.user_id, _CODES.c.lookup == lookup)
         ).first()
         return None if row is None else (row.id, row.code_hash)
 
     def spend_recovery_code(self, code_id: int) -> bool:
         """Delete the code; False if it was already gone (spent by a concurrent call)."""
-        result = self._session.execute(delete(RecoveryCode).where(RecoveryCode.id == code_id))
+        result = self._unit.connection.execute(delete(_CODES).where(_CODES.c.id == code_id))
+        self._unit.make_durable()  # a spent code must stay spent
         return result.rowcount == 1
 
     def recovery_codes_left(self) -> int:
-        return self._session.scalar(select(func.count(RecoveryCode.id)).where(RecoveryCode.user_id == self.user_id))
+        return self._unit.connection.scalar(select(func.count(_CODES.c.id)).where(_CODES.c.user_id == self.user_id))
+
+
+def _fields(state: GuardState) -> dict:
+    return {name: getattr(state, name) for name in _GUARD_FIELDS}
 
 
 class AccountRepository:
-    def __init__(self, session: Session, box: SecretBox | None):
-        self._session = session
+    def __init__(self, unit: Unit, box: SecretBox | None):
+        self._unit = unit
         self._box = box
 
     def find(self, ref: UserRef, *, for_update: bool = True) -> StoredAccount:
         """The account of ``ref``, its user row locked for the rest of the transaction."""
-        tenant = self._session.scalar(select(Tenant).where(Tenant.domain == ref.tenant))
-        if tenant is None:
-            raise UnknownTenant(ref.tenant)
-        query = select(User).where(User.tenant_id == tenant.id, User.username == ref.name)
+        conn = self._unit.connection
+        query = (select(_USERS.c.id, _USERS.c.tenant_id).join(_TENANTS, _TENANTS.c.id == _USERS.c.tenant_id)
+                 .where(_TENANTS.c.domain == ref.tenant, _USERS.c.username == ref.name))
         if for_update:
-            query = query.with_for_update(of=User)
-        user = self._session.scalar(query)
-        if user is None:
+            query = query.with_for_update(of=_USERS)
+        row = conn.execute(query).first()
+        if row is None:
+            if conn.scalar(select(_TENANTS.c.id).where(_TENANTS.c.domain == ref.tenant)) is None:
+                raise UnknownTenant(ref.tenant)
             raise UnknownUser(ref.qualified)
-        return StoredAccount(self._session, self._box, user, ref)
+        return StoredAccount(self._unit, self._box, row.id, row.tenant_id, ref)

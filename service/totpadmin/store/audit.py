@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, select
 
 from ..core.audit import AuditEvent
 from .models import AuditRecord
+
+if TYPE_CHECKING:
+    from .database import Unit
+
+_INSERT = insert(AuditRecord.__table__)
 
 _MAX = 255
 
@@ -21,11 +26,11 @@ def _text(value: str | None, limit: int = _MAX) -> str | None:
 
 
 class AuditRepository:
-    def __init__(self, session: Session):
-        self._session = session
+    def __init__(self, unit: Unit):
+        self._unit = unit
 
     def add(self, event: AuditEvent) -> None:
-        self._session.add(AuditRecord(
+        self._unit.connection.execute(_INSERT.values(
             request_id=_text(event.request_id, 64), source=_text(event.source, 64), caller=_text(event.caller),
             operation=_text(event.operation, 64), target=_text(event.target), tenant=_text(event.tenant),
             outcome=event.outcome, detail=_text(event.detail),
@@ -45,4 +50,4 @@ class AuditRepository:
             query = query.where(AuditRecord.outcome == outcome)
         if since:
             query = query.where(AuditRecord.at >= since)
-        return list(self._session.scalars(query))
+        return list(self._unit.session.scalars(query))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -11,6 +13,15 @@ from ..core.errors import TenantExists, UnknownTenant, UnknownUser, UserExists
 from ..core.principal import ROLES
 from ..core.usernames import UserRef, tenant_domain
 from .models import Tenant, User
+
+if TYPE_CHECKING:
+    from .database import Unit
+
+_USERS = User.__table__
+_TENANTS = Tenant.__table__
+# Logins are looked up on every request: SQLAlchemy Core, one statement.
+_LOGIN = select(_USERS.c.id, _TENANTS.c.domain, _USERS.c.username, _USERS.c.role, _USERS.c.password_hash) \
+    .join(_TENANTS, _TENANTS.c.id == _USERS.c.tenant_id)
 
 
 def _record(user: User) -> LoginRecord:
@@ -23,8 +34,12 @@ def _record(user: User) -> LoginRecord:
 
 
 class UserRepository:
-    def __init__(self, session: Session):
-        self._session = session
+    def __init__(self, unit: Unit):
+        self._unit = unit
+
+    @property
+    def _session(self) -> Session:
+        return self._unit.session
 
     # --- tenants ---
 
@@ -98,14 +113,17 @@ class UserRepository:
     # --- logins (core.authentication.Logins) ---
 
     def find_login(self, ref: UserRef) -> LoginRecord | None:
-        user = self._session.scalar(
-            select(User).join(Tenant).where(Tenant.domain == ref.tenant, User.username == ref.name)
-        )
-        return None if user is None else _record(user)
+        return self._login(_LOGIN.where(_TENANTS.c.domain == ref.tenant, _USERS.c.username == ref.name))
 
     def get_login(self, user_id: int) -> LoginRecord | None:
-        user = self._session.get(User, user_id)
-        return None if user is None else _record(user)
+        return self._login(_LOGIN.where(_USERS.c.id == user_id))
+
+    def _login(self, query) -> LoginRecord | None:
+        row = self._unit.connection.execute(query).first()
+        if row is None:
+            return None
+        return LoginRecord(user_id=row.id, ref=UserRef(tenant=row.domain, name=row.username), role=row.role,
+                           password_hash=row.password_hash)
 
     def _user(self, tenant_id: int, name: str) -> User | None:
         return self._session.scalar(select(User).where(User.tenant_id == tenant_id, User.username == name))
