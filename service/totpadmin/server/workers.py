@@ -1,5 +1,12 @@
-"""``serve --workers N``: one supervisor binds the port and prepares the store, then runs N worker
-processes that accept on that same socket (the kernel spreads connections), and stops them on SIGTERM."""
+"""``serve --workers N``: one supervisor prepares the store and binds the port, then runs N worker
+processes and stops them on SIGTERM.
+
+Where the OS has ``SO_REUSEPORT`` (Linux), the supervisor binds one listening socket per worker, all on
+the same address, and hands each worker only its own: the kernel spreads new connections over the
+sockets. Elsewhere all workers share one socket. A shared accept socket starves all workers but one:
+whichever wakes (or starts) first accepts every pending connection, so a client's keep-alive
+connections opened at once all land, and stay, on one worker while the others idle.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from .app import bootstrap_admin, open_database, tls_files
 
 log = logging.getLogger(__name__)
 STOP_SECONDS = 20.0
+BACKLOG = 1024
 
 
 def supervise(settings: Settings, argv: list[str]) -> int:
@@ -26,12 +34,17 @@ def supervise(settings: Settings, argv: list[str]) -> int:
     if settings.https:
         tls_files(settings)  # generated here, not raced by the workers
 
-    sock = socket.create_server((settings.host, settings.port), backlog=1024)
-    sock.setblocking(False)  # the workers' reactors accept without blocking (shared by the inherited fd)
-    sock.set_inheritable(True)
-    log.info("supervisor listening on %s:%d with %d workers", settings.host, settings.port, settings.workers)
+    # Bound here, before any worker starts, so that "address in use" is reported once, by us.
+    try:
+        socks = listening_sockets(settings.host, settings.port, settings.workers)
+    except OSError as err:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, err.strerror or err)
+        return 1
+    log.info("supervisor listening on %s:%d with %d workers (%s)", settings.host, socks[0].getsockname()[1],
+             settings.workers, "a socket each, SO_REUSEPORT" if len(socks) > 1 else "one shared socket")
 
-    workers = [_spawn(argv, sock.fileno(), index, settings) for index in range(settings.workers)]
+    workers = [_spawn(argv, socks[index % len(socks)].fileno(), index, settings)
+               for index in range(settings.workers)]
     stopping = False
 
     def stop(*_):
@@ -48,13 +61,57 @@ def supervise(settings: Settings, argv: list[str]) -> int:
             status = 1
             break
         time.sleep(0.2)
-    sock.close()
+    for sock in socks:
+        sock.close()
     _stop_all(workers)
     return status
 
 
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """Listening sockets on (host, port) for ``count`` workers: one each where SO_REUSEPORT works, else
+    one to share. Raises OSError (e.g. address in use) with none left open."""
+    if count < 2 or not _reuse_port_works():
+        return [_for_workers(socket.create_server((host, port), backlog=BACKLOG))]
+    # SO_REUSEPORT lets any later socket of the same user that also sets it bind this port as well: two
+    # supervisors started by one user on one port would share it. So a plain bind comes first, which
+    # fails if anything listens here already (a stale server of ours included); only a process binding
+    # in the instant between that check and ours could still join. A port of 0 is free by definition.
+    if port != 0:
+        socket.create_server((host, port), backlog=1).close()
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            # create_server sets SO_REUSEPORT before bind, as every socket of the group must. After the
+            # first, bind to its port (the one the kernel chose, if asked for port 0).
+            socks.append(_for_workers(socket.create_server((host, port), backlog=BACKLOG, reuse_port=True)))
+            port = socks[0].getsockname()[1]
+    except OSError:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
+
+
+def _reuse_port_works() -> bool:
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return False
+    with socket.socket() as probe:  # the constant can exist where the kernel refuses the option
+        try:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        except OSError:
+            return False
+    return True
+
+
+def _for_workers(sock: socket.socket) -> socket.socket:
+    sock.setblocking(False)  # the workers' reactors accept without blocking
+    sock.set_inheritable(True)
+    return sock
+
+
 def _spawn(argv: list[str], fd: int, index: int, settings: Settings) -> subprocess.Popen:
     # The same command line, as a single worker on the inherited socket (argparse: the last value wins).
+    # Only that socket is passed (Popen closes every other descriptor).
     args = [sys.executable, "-m", "totpadmin.cli.main", *argv, "--workers", "1", "--listen-fd", str(fd)]
     if settings.metrics_port is not None:
         args += ["--metrics-port", str(settings.metrics_port + index)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 
 from ..core import claims
 from ..core.errors import SecretUnreadable, UnknownTenant, UnknownUser
@@ -29,6 +29,26 @@ _USERS = User.__table__
 _TENANTS = Tenant.__table__
 _CODES = RecoveryCode.__table__
 
+# Built once: building a statement costs more CPU than running it (SQLite), and SQLAlchemy's compiled
+# cache then skips the compiler too. Parameters are named b_* where a column's own name is taken.
+_USER_ID = bindparam("b_user_id")
+_CLAIMS_OF = select(_CLAIMS.c.uri, _CLAIMS.c.value, _CLAIMS.c.key_id).where(_CLAIMS.c.user_id == _USER_ID)
+_ONE_CLAIM = (_CLAIMS.c.user_id == _USER_ID, _CLAIMS.c.uri == bindparam("b_uri"))
+_DELETE_CLAIM = delete(_CLAIMS).where(*_ONE_CLAIM)
+_UPDATE_CLAIM = update(_CLAIMS).where(*_ONE_CLAIM)
+_INSERT_CLAIM = insert(_CLAIMS)
+_STATE_OF = select(*(_STATE.c[name] for name in _GUARD_FIELDS)).where(_STATE.c.user_id == _USER_ID)
+_UPDATE_STATE = update(_STATE).where(_STATE.c.user_id == _USER_ID)  # SET: the columns of the parameters
+_INSERT_STATE = insert(_STATE)
+_CLAIM_STEP = update(_STATE).where(
+    _STATE.c.user_id == _USER_ID,
+    or_(_STATE.c.last_step.is_(None), _STATE.c.last_step < bindparam("b_step")),
+).values(last_step=bindparam("b_step"))
+_ACCOUNT = (select(_USERS.c.id, _USERS.c.tenant_id).join(_TENANTS, _TENANTS.c.id == _USERS.c.tenant_id)
+            .where(_TENANTS.c.domain == bindparam("b_tenant"), _USERS.c.username == bindparam("b_name")))
+_LOCKED_ACCOUNT = _ACCOUNT.with_for_update(of=_USERS)
+_TENANT_ID = select(_TENANTS.c.id).where(_TENANTS.c.domain == bindparam("b_tenant"))
+
 
 class StoredAccount:
     """One user's claims, verification state and recovery codes, read and written with SQLAlchemy Core
@@ -40,8 +60,7 @@ class StoredAccount:
         self._unit = unit
         self._box = box
         self._tenant_id = tenant_id
-        rows = unit.connection.execute(
-            select(_CLAIMS.c.uri, _CLAIMS.c.value, _CLAIMS.c.key_id).where(_CLAIMS.c.user_id == user_id))
+        rows = unit.connection.execute(_CLAIMS_OF, {"b_user_id": user_id})
         # uri -> (value as stored, id of the key that sealed it or None)
         self._claims: dict[str, tuple[str, str | None]] = {uri: (value, key_id) for uri, value, key_id in rows}
         self._state: GuardState | None = None
@@ -76,17 +95,16 @@ class StoredAccount:
         conn = self._unit.connection
         self._unit.make_durable()  # secrets and enrollment must survive a power loss
         if value is None:
-            conn.execute(delete(_CLAIMS).where(_CLAIMS.c.user_id == self.user_id, _CLAIMS.c.uri == uri))
+            conn.execute(_DELETE_CLAIM, {"b_user_id": self.user_id, "b_uri": uri})
             del self._claims[uri]
             return
         key_id = None
         if uri in claims.SENSITIVE:
             key_id, value = self._secrets.seal(value, self._aad(uri))
         if uri in self._claims:
-            conn.execute(update(_CLAIMS).where(_CLAIMS.c.user_id == self.user_id, _CLAIMS.c.uri == uri)
-                         .values(value=value, key_id=key_id))
+            conn.execute(_UPDATE_CLAIM, {"b_user_id": self.user_id, "b_uri": uri, "value": value, "key_id": key_id})
         else:
-            conn.execute(insert(_CLAIMS).values(user_id=self.user_id, uri=uri, value=value, key_id=key_id))
+            conn.execute(_INSERT_CLAIM, {"user_id": self.user_id, "uri": uri, "value": value, "key_id": key_id})
         self._claims[uri] = (value, key_id)
 
     def _holds(self, uri: str, value: str | None) -> bool:
@@ -103,9 +121,7 @@ class StoredAccount:
 
     def state(self) -> GuardState:
         if self._state is None:
-            row = self._unit.connection.execute(
-                select(*(_STATE.c[name] for name in _GUARD_FIELDS)).where(_STATE.c.user_id == self.user_id)
-            ).first()
+            row = self._unit.connection.execute(_STATE_OF, {"b_user_id": self.user_id}).first()
             self._has_state_row = row is not None
             self._state = GuardState() if row is None else GuardState(**row._mapping)
         return self._state
@@ -118,9 +134,10 @@ class StoredAccount:
         state = self.state()
         conn = self._unit.connection
         if self._has_state_row:
-            conn.execute(update(_STATE).where(_STATE.c.user_id == self.user_id).values(**changes))
+            if changes:
+                conn.execute(_UPDATE_STATE, {"b_user_id": self.user_id, **changes})
         else:
-            conn.execute(insert(_STATE).values(user_id=self.user_id, **{**_fields(GuardState()), **changes}))
+            conn.execute(_INSERT_STATE, {"user_id": self.user_id, **_fields(GuardState()), **changes})
             self._has_state_row = True
         self._state = GuardState(**{**_fields(state), **changes})
 
@@ -130,11 +147,7 @@ class StoredAccount:
         state = self.state()
         if not self._has_state_row:
             self.save_state()
-        result = self._unit.connection.execute(
-            update(_STATE)
-            .where(_STATE.c.user_id == self.user_id, or_(_STATE.c.last_step.is_(None), _STATE.c.last_step < step))
-            .values(last_step=step)
-        )
+        result = self._unit.connection.execute(_CLAIM_STEP, {"b_user_id": self.user_id, "b_step": step})
         if result.rowcount != 1:
             return False
         self._state = GuardState(**{**_fields(state), "last_step": step})
@@ -179,13 +192,10 @@ class AccountRepository:
     def find(self, ref: UserRef, *, for_update: bool = True) -> StoredAccount:
         """The account of ``ref``, its user row locked for the rest of the transaction."""
         conn = self._unit.connection
-        query = (select(_USERS.c.id, _USERS.c.tenant_id).join(_TENANTS, _TENANTS.c.id == _USERS.c.tenant_id)
-                 .where(_TENANTS.c.domain == ref.tenant, _USERS.c.username == ref.name))
-        if for_update:
-            query = query.with_for_update(of=_USERS)
-        row = conn.execute(query).first()
+        names = {"b_tenant": ref.tenant, "b_name": ref.name}
+        row = conn.execute(_LOCKED_ACCOUNT if for_update else _ACCOUNT, names).first()
         if row is None:
-            if conn.scalar(select(_TENANTS.c.id).where(_TENANTS.c.domain == ref.tenant)) is None:
+            if conn.scalar(_TENANT_ID, {"b_tenant": ref.tenant}) is None:
                 raise UnknownTenant(ref.tenant)
             raise UnknownUser(ref.qualified)
         return StoredAccount(self._unit, self._box, row.id, row.tenant_id, ref)

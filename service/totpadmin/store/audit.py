@@ -30,7 +30,7 @@ class AuditRepository:
         self._unit = unit
 
     def add(self, event: AuditEvent) -> None:
-        self._unit.connection.execute(_INSERT.values(
+        self._unit.connection.execute(_INSERT, dict(
             request_id=_text(event.request_id, 64), source=_text(event.source, 64), caller=_text(event.caller),
             operation=_text(event.operation, 64), target=_text(event.target), tenant=_text(event.tenant),
             outcome=event.outcome, detail=_text(event.detail),

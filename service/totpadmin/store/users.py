@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 
 _USERS = User.__table__
 _TENANTS = Tenant.__table__
-# Logins are looked up on every request: SQLAlchemy Core, one statement.
+# Logins are looked up on every request: SQLAlchemy Core, one statement, built once.
 _LOGIN = select(_USERS.c.id, _TENANTS.c.domain, _USERS.c.username, _USERS.c.role, _USERS.c.password_hash) \
     .join(_TENANTS, _TENANTS.c.id == _USERS.c.tenant_id)
+_LOGIN_BY_NAME = _LOGIN.where(_TENANTS.c.domain == bindparam("b_tenant"), _USERS.c.username == bindparam("b_name"))
+_LOGIN_BY_ID = _LOGIN.where(_USERS.c.id == bindparam("b_user_id"))
 
 
 def _record(user: User) -> LoginRecord:
@@ -113,13 +115,13 @@ class UserRepository:
     # --- logins (core.authentication.Logins) ---
 
     def find_login(self, ref: UserRef) -> LoginRecord | None:
-        return self._login(_LOGIN.where(_TENANTS.c.domain == ref.tenant, _USERS.c.username == ref.name))
+        return self._login(_LOGIN_BY_NAME, {"b_tenant": ref.tenant, "b_name": ref.name})
 
     def get_login(self, user_id: int) -> LoginRecord | None:
-        return self._login(_LOGIN.where(_USERS.c.id == user_id))
+        return self._login(_LOGIN_BY_ID, {"b_user_id": user_id})
 
-    def _login(self, query) -> LoginRecord | None:
-        row = self._unit.connection.execute(query).first()
+    def _login(self, query, params: dict) -> LoginRecord | None:
+        row = self._unit.connection.execute(query, params).first()
         if row is None:
             return None
         return LoginRecord(user_id=row.id, ref=UserRef(tenant=row.domain, name=row.username), role=row.role,
