@@ -47,9 +47,40 @@ def test_init_stores_claims_encrypted_and_is_idempotent(server):
         assert key_id == active_key_id(server)
         base64.b64decode(value, validate=True)
 
-    secret_before = rows[claims.SECRET_KEY]
+    updated = CLAIMS_SQL.replace("c.uri, c.value, c.key_id", "c.uri, c.updated_at")
+    stamps = server.database.query(updated, tenant="carbon.super", name="admin")
     assert svc.initTOTP(username="admin") == first
-    assert claim_rows(server)[claims.SECRET_KEY] == secret_before, "init keeps the stored secret"
+    # Idempotent, and it writes nothing: not even a re-sealed copy of the same values.
+    assert claim_rows(server) == rows
+    assert server.database.query(updated, tenant="carbon.super", name="admin") == stamps
+
+
+def test_sqlite_writers_queue_on_the_writer_lock(server):
+    """Writes on SQLite wait for the flock next to the database file (every totp-admin process takes
+    it), and go ahead the moment it is released; login checks only read and do not wait."""
+    if server.database.schema is not None:
+        pytest.skip("SQLite only")
+    import fcntl
+    import threading
+
+    lock_file = server.data_dir / "totp-admin.db-writer.lock"
+    session = server.session()
+    assert session.post(f"{server.url}/initTOTP", data={"username": "admin"}).status_code == 200
+    assert lock_file.exists() and lock_file.stat().st_mode & 0o777 == 0o600
+
+    answers = []
+    with open(lock_file, "r+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        call = threading.Thread(target=lambda: answers.append(
+            server.session().post(f"{server.url}/resetTOTP", data={"username": "admin"}, timeout=60)))
+        call.start()
+        call.join(1.5)
+        assert call.is_alive() and not answers, "a write went ahead while another process held the lock"
+        # Readiness only reads the database: it answers meanwhile.
+        assert session.get(f"{server.base}/ready", timeout=10).status_code == 200
+    call.join(30)
+    assert answers and answers[0].status_code == 200 and "<ns:return>true</ns:return>" in answers[0].text
+    assert claims.SECRET_KEY not in claim_rows(server)
 
 
 def test_secret_is_never_stored_in_clear(server):

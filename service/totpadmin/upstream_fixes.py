@@ -75,6 +75,20 @@ def http_channel():
     return AnsweringHTTPChannel
 
 
+def memoize_content_type_parsing() -> None:
+    """Twisted parses a POST's Content-Type in ``Request.requestReceived`` with ``twisted.web.http.
+    _parseContentType``, which builds an ``email.message.EmailMessage`` per request (its replacement
+    for ``cgi.parse_header``, removed by PEP 594): 8 % of the server's CPU per SOAP call in our profile,
+    to learn whether the body is a form. No upstream issue yet. The function is pure and clients send a
+    handful of distinct values, so a small bounded cache gives the same answers without the cost."""
+    import functools
+
+    from twisted.web import http
+
+    if not hasattr(http._parseContentType, "cache_info"):
+        http._parseContentType = functools.lru_cache(maxsize=64)(http._parseContentType)
+
+
 def apply() -> None:
     _patch_spyne_six()
     _quiet_spyne_logging()

@@ -44,5 +44,6 @@ class ServiceSite(server.Site):
     noisy = False
 
     def __init__(self, root, *, max_body_bytes: int):
+        upstream_fixes.memoize_content_type_parsing()
         super().__init__(root, timeout=IDLE_TIMEOUT_SECONDS)
         self.max_body_bytes = max_body_bytes

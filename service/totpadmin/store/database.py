@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 from sqlalchemy import create_engine, event, select
@@ -21,6 +21,7 @@ from .audit import AuditRepository
 from . import schema
 from .models import Claim
 from .users import UserRepository
+from .writer_lock import WriterLock, for_sqlite_url
 
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
@@ -136,6 +137,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.box = box
+        self._writer_lock: WriterLock | None = None
+        if self.engine.dialect.name == "sqlite":
+            self._writer_lock = for_sqlite_url(self.engine.url.database)
 
     def create_schema(self, *, upgrade: bool = False) -> None:
         """Make the schema ready: an empty database gets all of it; an older one is upgraded when
@@ -157,8 +161,9 @@ class Database:
         ``read_only``: the block only reads (SQLite: no write lock is taken).
         A lost or refused connection surfaces as :class:`StoreUnavailable`, with nothing written.
         """
+        lock = self._writer_lock if self._writer_lock is not None and not read_only else None
         try:
-            with self.engine.connect() as conn:
+            with lock.held() if lock is not None else nullcontext(), self.engine.connect() as conn:
                 if read_only:
                     conn.execution_options(**{READ_ONLY: True})
                 unit = Unit(conn, self.box)
@@ -198,3 +203,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._writer_lock is not None:
+            self._writer_lock.close()
