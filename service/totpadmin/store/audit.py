@@ -22,6 +22,8 @@ def _text(value: str | None, limit: int = _MAX) -> str | None:
     """Printable characters only (PostgreSQL refuses NUL; logs and terminals hate control characters)."""
     if value is None:
         return None
+    if value.isprintable():
+        return value[:limit]
     return "".join(ch if ch.isprintable() else "?" for ch in value[:limit])
 
 
