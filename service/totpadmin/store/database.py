@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from contextlib import contextmanager, nullcontext
 from typing import Iterator
@@ -65,8 +66,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # WAL with synchronous=NORMAL: a commit survives a crash of the process; only a power loss or kernel
     # crash in the moments after a commit can undo it (FULL pays an fsync per commit for that). What
     # could be lost then is the last replay step, failure count or enrollment; a TOTP code has expired
-    # by the time the machine is back. A transaction that changes secrets or recovery codes is followed
-    # by a checkpoint, which syncs the log (Unit.make_durable), and with it everything committed before.
+    # by the time the machine is back. After a transaction that changes secrets or recovery codes the log
+    # is synced (Unit.make_durable), and with it everything committed before.
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
@@ -181,11 +182,25 @@ class Database:
                     finally:
                         unit._finish(committed)
                 if unit.durable and conn.dialect.name == "sqlite":
-                    # A checkpoint syncs the write-ahead log first. On the driver's connection: through
-                    # SQLAlchemy it would BEGIN a transaction, where a checkpoint cannot run.
-                    conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+                    self._sync_wal()
         except (OperationalError, InterfaceError) as exc:
             raise StoreUnavailable(_cause(exc)) from exc
+
+    def _sync_wal(self) -> None:
+        """What synchronous=FULL does at commit: the write-ahead log, holding the commit, to disk. (SQLite
+        cannot change its safety level inside a transaction, and a checkpoint skips the sync when a
+        reader pins the log.)"""
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            return
+        try:
+            fd = os.open(f"{database}-wal", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return  # no log: the commit went to the database file itself
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def add_audit_event(self, event: AuditEvent) -> bool:
         """Write one audit event in a transaction of its own; False (nothing written) if the database
