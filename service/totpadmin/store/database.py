@@ -170,6 +170,8 @@ class Database:
         """
         lock = self._writer_lock if self._writer_lock is not None and not read_only else None
         try:
+            # The lock before the connection: with one pooled connection per process, a writer holding it
+            # while waiting for another process's lock would stall this process's reads (logins, /ready).
             with lock.held() if lock is not None else nullcontext(), self.engine.connect() as conn:
                 if read_only:
                     conn.execution_options(**{READ_ONLY: True})
