@@ -6,6 +6,7 @@ user and claim URI bound in as associated data.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ from ..core.lockout import GuardState
 from ..core.recovery import IssuedCode
 from ..core.secretbox import SecretBox, associated_data
 from ..core.usernames import UserRef
-from .models import Claim, RecoveryCode, Tenant, TotpState, User
+from .models import Claim, RecoveryCode, Tenant, TotpState, User, _now
 
 if TYPE_CHECKING:
     from .database import Unit
@@ -29,17 +30,21 @@ _USERS = User.__table__
 _TENANTS = Tenant.__table__
 _CODES = RecoveryCode.__table__
 
-# Built once: building a statement costs more CPU than running it (SQLite), and SQLAlchemy's compiled
-# cache then skips the compiler too. Parameters are named b_* where a column's own name is taken.
+# Built once (building one costs more CPU than running it on SQLite) and run on the driver's cursor
+# (store/raw.py): every column is named, since no SQLAlchemy default is applied. Bind parameters are
+# named b_*.
 _USER_ID = bindparam("b_user_id")
+_NOW = bindparam("b_now")
 _CLAIMS_OF = select(_CLAIMS.c.uri, _CLAIMS.c.value, _CLAIMS.c.key_id).where(_CLAIMS.c.user_id == _USER_ID)
 _ONE_CLAIM = (_CLAIMS.c.user_id == _USER_ID, _CLAIMS.c.uri == bindparam("b_uri"))
 _DELETE_CLAIM = delete(_CLAIMS).where(*_ONE_CLAIM)
-_UPDATE_CLAIM = update(_CLAIMS).where(*_ONE_CLAIM)
-_INSERT_CLAIM = insert(_CLAIMS)
+_UPDATE_CLAIM = update(_CLAIMS).where(*_ONE_CLAIM).values(
+    value=bindparam("b_value"), key_id=bindparam("b_key_id"), updated_at=_NOW)
+_INSERT_CLAIM = insert(_CLAIMS).values(
+    user_id=_USER_ID, uri=bindparam("b_uri"), value=bindparam("b_value"), key_id=bindparam("b_key_id"),
+    updated_at=_NOW)
 _STATE_OF = select(*(_STATE.c[name] for name in _GUARD_FIELDS)).where(_STATE.c.user_id == _USER_ID)
-_UPDATE_STATE = update(_STATE).where(_STATE.c.user_id == _USER_ID)  # SET: the columns of the parameters
-_INSERT_STATE = insert(_STATE)
+_INSERT_STATE = insert(_STATE).values(user_id=_USER_ID, **{name: bindparam(f"b_{name}") for name in _GUARD_FIELDS})
 _CLAIM_STEP = update(_STATE).where(
     _STATE.c.user_id == _USER_ID,
     or_(_STATE.c.last_step.is_(None), _STATE.c.last_step < bindparam("b_step")),
@@ -48,6 +53,13 @@ _ACCOUNT = (select(_USERS.c.id, _USERS.c.tenant_id).join(_TENANTS, _TENANTS.c.id
             .where(_TENANTS.c.domain == bindparam("b_tenant"), _USERS.c.username == bindparam("b_name")))
 _LOCKED_ACCOUNT = _ACCOUNT.with_for_update(of=_USERS)
 _TENANT_ID = select(_TENANTS.c.id).where(_TENANTS.c.domain == bindparam("b_tenant"))
+
+
+@functools.cache
+def _update_state(names: frozenset[str]):
+    """UPDATE of some state fields (one statement object per set of fields)."""
+    return update(_STATE).where(_STATE.c.user_id == _USER_ID).values(
+        **{name: bindparam(f"b_{name}") for name in sorted(names)})
 
 
 class StoredAccount:
@@ -60,7 +72,7 @@ class StoredAccount:
         self._unit = unit
         self._box = box
         self._tenant_id = tenant_id
-        rows = unit.connection.execute(_CLAIMS_OF, {"b_user_id": user_id})
+        rows = unit.fetch(_CLAIMS_OF, {"b_user_id": user_id})
         # uri -> (value as stored, id of the key that sealed it or None)
         self._claims: dict[str, tuple[str, str | None]] = {uri: (value, key_id) for uri, value, key_id in rows}
         self._state: GuardState | None = None
@@ -92,19 +104,17 @@ class StoredAccount:
         """Write the claim unless it already holds ``value`` (an idempotent call writes nothing)."""
         if self._holds(uri, value):
             return
-        conn = self._unit.connection
         self._unit.make_durable()  # secrets and enrollment must survive a power loss
         if value is None:
-            conn.execute(_DELETE_CLAIM, {"b_user_id": self.user_id, "b_uri": uri})
+            self._unit.change(_DELETE_CLAIM, {"b_user_id": self.user_id, "b_uri": uri})
             del self._claims[uri]
             return
         key_id = None
         if uri in claims.SENSITIVE:
             key_id, value = self._secrets.seal(value, self._aad(uri))
-        if uri in self._claims:
-            conn.execute(_UPDATE_CLAIM, {"b_user_id": self.user_id, "b_uri": uri, "value": value, "key_id": key_id})
-        else:
-            conn.execute(_INSERT_CLAIM, {"user_id": self.user_id, "uri": uri, "value": value, "key_id": key_id})
+        self._unit.change(_UPDATE_CLAIM if uri in self._claims else _INSERT_CLAIM,
+                          {"b_user_id": self.user_id, "b_uri": uri, "b_value": value, "b_key_id": key_id,
+                           "b_now": _now()})
         self._claims[uri] = (value, key_id)
 
     def _holds(self, uri: str, value: str | None) -> bool:
@@ -121,9 +131,9 @@ class StoredAccount:
 
     def state(self) -> GuardState:
         if self._state is None:
-            row = self._unit.connection.execute(_STATE_OF, {"b_user_id": self.user_id}).first()
-            self._has_state_row = row is not None
-            self._state = GuardState() if row is None else GuardState(**row._mapping)
+            rows = self._unit.fetch(_STATE_OF, {"b_user_id": self.user_id})
+            self._has_state_row = bool(rows)
+            self._state = GuardState(*rows[0]) if rows else GuardState()
         return self._state
 
     def save_state(self, **changes) -> None:
@@ -132,12 +142,13 @@ class StoredAccount:
         if unknown:
             raise ValueError(f"unknown state fields {sorted(unknown)}")
         state = self.state()
-        conn = self._unit.connection
         if self._has_state_row:
             if changes:
-                conn.execute(_UPDATE_STATE, {"b_user_id": self.user_id, **changes})
+                self._unit.change(_update_state(frozenset(changes)),
+                                  {"b_user_id": self.user_id, **{f"b_{k}": v for k, v in changes.items()}})
         else:
-            conn.execute(_INSERT_STATE, {"user_id": self.user_id, **_fields(GuardState()), **changes})
+            values = {**_fields(GuardState()), **changes}
+            self._unit.change(_INSERT_STATE, {"b_user_id": self.user_id, **{f"b_{k}": v for k, v in values.items()}})
             self._has_state_row = True
         self._state = GuardState(**{**_fields(state), **changes})
 
@@ -147,8 +158,7 @@ class StoredAccount:
         state = self.state()
         if not self._has_state_row:
             self.save_state()
-        result = self._unit.connection.execute(_CLAIM_STEP, {"b_user_id": self.user_id, "b_step": step})
-        if result.rowcount != 1:
+        if self._unit.change(_CLAIM_STEP, {"b_user_id": self.user_id, "b_step": step}) != 1:
             return False
         self._state = GuardState(**{**_fields(state), "last_step": step})
         return True
@@ -191,11 +201,11 @@ class AccountRepository:
 
     def find(self, ref: UserRef, *, for_update: bool = True) -> StoredAccount:
         """The account of ``ref``, its user row locked for the rest of the transaction."""
-        conn = self._unit.connection
-        names = {"b_tenant": ref.tenant, "b_name": ref.name}
-        row = conn.execute(_LOCKED_ACCOUNT if for_update else _ACCOUNT, names).first()
-        if row is None:
-            if conn.scalar(_TENANT_ID, {"b_tenant": ref.tenant}) is None:
+        unit = self._unit
+        rows = unit.fetch(_LOCKED_ACCOUNT if for_update else _ACCOUNT, {"b_tenant": ref.tenant, "b_name": ref.name})
+        if not rows:
+            if not unit.fetch(_TENANT_ID, {"b_tenant": ref.tenant}):
                 raise UnknownTenant(ref.tenant)
             raise UnknownUser(ref.qualified)
-        return StoredAccount(self._unit, self._box, row.id, row.tenant_id, ref)
+        user_id, tenant_id = rows[0]
+        return StoredAccount(unit, self._box, user_id, tenant_id, ref)

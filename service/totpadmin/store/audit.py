@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from ..core.audit import AuditEvent
-from .models import AuditRecord
+from .models import AuditRecord, _now
 
 if TYPE_CHECKING:
     from .database import Unit
 
-_INSERT = insert(AuditRecord.__table__)
+_COLUMNS = ("at", "request_id", "source", "caller", "operation", "target", "tenant", "outcome", "detail")
+# Run on the driver's cursor (store/raw.py): every column named.
+_INSERT = insert(AuditRecord.__table__).values(**{name: bindparam(f"b_{name}") for name in _COLUMNS})
 
 _MAX = 255
 
@@ -32,11 +34,12 @@ class AuditRepository:
         self._unit = unit
 
     def add(self, event: AuditEvent) -> None:
-        self._unit.connection.execute(_INSERT, dict(
-            request_id=_text(event.request_id, 64), source=_text(event.source, 64), caller=_text(event.caller),
-            operation=_text(event.operation, 64), target=_text(event.target), tenant=_text(event.tenant),
-            outcome=event.outcome, detail=_text(event.detail),
-        ))
+        values = dict(
+            at=_now(), request_id=_text(event.request_id, 64), source=_text(event.source, 64),
+            caller=_text(event.caller), operation=_text(event.operation, 64), target=_text(event.target),
+            tenant=_text(event.tenant), outcome=event.outcome, detail=_text(event.detail),
+        )
+        self._unit.change(_INSERT, {f"b_{name}": value for name, value in values.items()})
 
     def find(self, *, tenant: str | None = None, user: str | None = None, operation: str | None = None,
              outcome: str | None = None, since: datetime | None = None, limit: int = 100) -> list[AuditRecord]:

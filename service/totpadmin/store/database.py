@@ -22,6 +22,7 @@ from .accounts import AccountRepository
 from .audit import AuditRepository
 from . import schema
 from .models import Claim
+from .raw import RawStatements
 from .users import UserRepository
 from .writer_lock import WriterLock, for_sqlite_url
 
@@ -96,8 +97,9 @@ class Unit:
     first use (the ORM costs several times Core's CPU per statement).
     """
 
-    def __init__(self, connection: Connection, box: SecretBox | None):
+    def __init__(self, connection: Connection, box: SecretBox | None, raw: RawStatements):
         self._connection = connection
+        self._raw = raw
         self._session: Session | None = None
         self._box = box
         self.durable = False
@@ -110,6 +112,14 @@ class Unit:
         if self._session is not None:
             self._session.flush()
         return self._connection
+
+    def fetch(self, statement, params: dict) -> list[tuple]:
+        """Rows of a request-path SELECT, run on the driver's cursor (see :mod:`.raw`)."""
+        return self._raw.fetch(self.connection, statement, params)
+
+    def change(self, statement, params: dict) -> int:
+        """Run a request-path INSERT, UPDATE or DELETE on the driver's cursor; rows matched."""
+        return self._raw.change(self.connection, statement, params)
 
     @property
     def session(self) -> Session:
@@ -144,6 +154,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.box = box
+        self._raw = RawStatements(self.engine.dialect)
         self._writer_lock: WriterLock | None = None
         if self.engine.dialect.name == "sqlite":
             self._writer_lock = for_sqlite_url(self.engine.url.database)
@@ -175,7 +186,7 @@ class Database:
             with lock.held() if lock is not None else nullcontext(), self.engine.connect() as conn:
                 if read_only:
                     conn.execution_options(**{READ_ONLY: True})
-                unit = Unit(conn, self.box)
+                unit = Unit(conn, self.box, self._raw)
                 with conn.begin():
                     committed = False
                     try:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 _USERS = User.__table__
 _TENANTS = Tenant.__table__
-# Logins are looked up on every request: SQLAlchemy Core, one statement, built once.
+# Logins are looked up on every request: one statement, built once, run on the driver's cursor.
 _LOGIN = select(_USERS.c.id, _TENANTS.c.domain, _USERS.c.username, _USERS.c.role, _USERS.c.password_hash) \
     .join(_TENANTS, _TENANTS.c.id == _USERS.c.tenant_id)
 _LOGIN_BY_NAME = _LOGIN.where(_TENANTS.c.domain == bindparam("b_tenant"), _USERS.c.username == bindparam("b_name"))
@@ -121,11 +121,12 @@ class UserRepository:
         return self._login(_LOGIN_BY_ID, {"b_user_id": user_id})
 
     def _login(self, query, params: dict) -> LoginRecord | None:
-        row = self._unit.connection.execute(query, params).first()
-        if row is None:
+        rows = self._unit.fetch(query, params)
+        if not rows:
             return None
-        return LoginRecord(user_id=row.id, ref=UserRef(tenant=row.domain, name=row.username), role=row.role,
-                           password_hash=row.password_hash)
+        user_id, domain, username, role, password_hash = rows[0]
+        return LoginRecord(user_id=user_id, ref=UserRef(tenant=domain, name=username), role=role,
+                           password_hash=password_hash)
 
     def _user(self, tenant_id: int, name: str) -> User | None:
         return self._session.scalar(select(User).where(User.tenant_id == tenant_id, User.username == name))
