@@ -63,8 +63,8 @@ def _update_state(names: frozenset[str]):
 
 
 class StoredAccount:
-    """One user's claims, verification state and recovery codes, read and written with SQLAlchemy Core
-    (this is the request path) inside the caller's transaction."""
+    """One user's claims, verification state and recovery codes, read and written inside the caller's
+    transaction (the request path: statements run on the driver's cursor, see store/raw.py)."""
 
     def __init__(self, unit: Unit, box: SecretBox | None, user_id: int, tenant_id: int, ref: UserRef):
         self.ref = ref

@@ -66,13 +66,16 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     # WAL with synchronous=NORMAL: a commit survives a crash of the process; only a power loss or kernel
     # crash in the moments after a commit can undo it (FULL pays an fsync per commit for that). What
-    # could be lost then is the last replay step, failure count or enrollment; a TOTP code has expired
+    # could be lost then is the last replay steps, failure counts and audit rows; a TOTP code has expired
     # by the time the machine is back. After a transaction that changes secrets or recovery codes the log
     # is synced (Unit.make_durable), and with it everything committed before.
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+READ_ONLY = "totpadmin_read_only"  # execution option of a read-only transaction's connection
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -86,15 +89,12 @@ def _sqlite_begin(conn: Connection) -> None:
         raise OperationalError(sql, None, exc) from exc
 
 
-READ_ONLY = "totpadmin_read_only"
-
-
 class Unit:
     """The repositories of one transaction.
 
-    The request path (accounts, logins, audit records) speaks SQLAlchemy Core on the transaction's
-    connection; management commands also use an ORM session joined to the same transaction, made on
-    first use (the ORM costs several times Core's CPU per statement).
+    The request path (accounts, logins, audit records) runs statements built with SQLAlchemy Core on the
+    transaction's driver connection (:meth:`fetch`, :meth:`change`, see :mod:`.raw`); management commands
+    also use an ORM session joined to the same transaction, made on first use.
     """
 
     def __init__(self, connection: Connection, box: SecretBox | None, raw: RawStatements):
