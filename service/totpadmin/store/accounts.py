@@ -164,6 +164,8 @@ class StoredAccount:
         return True
 
     # --- recovery codes ---
+    # Rare (enrolment, a lost device), so through SQLAlchemy's execution layer, whose column defaults
+    # fill created_at; the hot statements above run on the driver's cursor.
 
     def replace_recovery_codes(self, codes: list[IssuedCode]) -> None:
         conn = self._unit.connection
