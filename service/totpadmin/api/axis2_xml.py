@@ -23,6 +23,10 @@ _XSI_NIL = f"{{{XSI}}}nil"
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+def has_non_xml(value: str) -> bool:
+    return _NOT_XML.search(value) is not None
+
+
 def text(value: str) -> str:
     return escape(_NOT_XML.sub("?", value)).replace("\r", "&#xd;")
 

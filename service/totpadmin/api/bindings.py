@@ -20,10 +20,10 @@ from spyne.protocol.xml import XmlDocument
 from spyne.server._base import ServerBase
 from spyne.server.http import HttpTransportContext
 
-from . import axis2_xml, faults
+from . import axis2_xml, fastpath, faults
 from .context import CallContext
 from .messages import ApiReply, ApiRequest
-from .names import SERVICE_NAME, TNS
+from .names import SERVICE_NAME, SOAP11_ENV, SOAP12_ENV, TNS
 from .service import TOTPAdminService
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,8 @@ class Binding:
     content_type = ""
     reads_xml = True
 
-    def __init__(self, in_protocol: ProtocolBase):
+    def __init__(self, in_protocol: ProtocolBase, *, read_plain: bool = True):
+        self._read_plain = read_plain
         app = Application([TOTPAdminService], tns=TNS, name=SERVICE_NAME,
                           in_protocol=in_protocol, out_protocol=XmlDocument())
         self._server = _Server(app)
@@ -96,6 +97,9 @@ class Binding:
             if _DTD.search(request.body):
                 return self.fault(faults.ServiceFault("DTDs and entity declarations are not allowed", declared=False,
                                                       client=True), request.operation)
+        plain = self.plain_arguments(request) if self._read_plain else None
+        if plain is not None:
+            return self._call_plain(*plain, udc)
         ctx = MethodContext(self._server, MethodContext.SERVER)
         ctx.udc = udc
         ctx.in_string = [request.body]
@@ -123,6 +127,25 @@ class Binding:
         ctx.out_protocol.serialize(ctx, message=ProtocolBase.RESPONSE)
         return self.reply(operation, axis2_xml.element(ctx.out_document))
 
+    def plain_arguments(self, request: ApiRequest) -> tuple[fastpath.Operation, list[str]] | None:
+        """The operation and arguments if the request has the plain shape :mod:`.fastpath` reads; None
+        sends it through spyne."""
+        return None
+
+    def _call_plain(self, operation: fastpath.Operation, args: list[str], udc: CallContext) -> ApiReply:
+        try:
+            value = fastpath.invoke(operation, args, udc)
+        except faults.ServiceFault as fault:
+            return self.fault(fault, operation.name)
+        element = fastpath.response_element(operation, value)
+        if element is None:  # a value spyne spells (None, empty): let it
+            ctx = MethodContext(self._server, MethodContext.SERVER)
+            ctx.descriptor = operation.descriptor
+            ctx.out_object = [value]
+            ctx.out_protocol.serialize(ctx, message=ProtocolBase.RESPONSE)
+            element = axis2_xml.element(ctx.out_document)
+        return self.reply(operation.name, element)
+
     def _check_headers(self, ctx) -> None:
         """SOAP: a header the receiver must understand, and does not, is a MustUnderstand fault. We
         understand no header blocks (WS-Addressing's are advisory for a request-response exchange)."""
@@ -148,8 +171,11 @@ class Binding:
 class Soap11Binding(Binding):
     content_type = "text/xml; charset=UTF-8"
 
-    def __init__(self):
-        super().__init__(Soap11())
+    def __init__(self, **options):
+        super().__init__(Soap11(), **options)
+
+    def plain_arguments(self, request):
+        return fastpath.soap_arguments(request.body, SOAP11_ENV)
 
     def reply(self, operation, element):
         return ApiReply(200, self.content_type, axis2_xml.soap11_envelope(element))
@@ -161,8 +187,11 @@ class Soap11Binding(Binding):
 
 class Soap12Binding(Binding):
 
-    def __init__(self):
-        super().__init__(Soap12())
+    def __init__(self, **options):
+        super().__init__(Soap12(), **options)
+
+    def plain_arguments(self, request):
+        return fastpath.soap_arguments(request.body, SOAP12_ENV)
 
     def reply(self, operation, element):
         content_type = f'application/soap+xml; charset=UTF-8; action="urn:{operation}Response"'
@@ -181,8 +210,15 @@ class HttpBinding(Binding):
     content_type = "application/xml; charset=UTF-8"
     reads_xml = False
 
-    def __init__(self, in_protocol: ProtocolBase | None = None):
-        super().__init__(in_protocol or HttpRpc(validator="soft"))
+    def __init__(self, in_protocol: ProtocolBase | None = None, **options):
+        super().__init__(in_protocol or HttpRpc(validator="soft"), **options)
+
+    def plain_arguments(self, request):
+        try:
+            fields = _form_fields(request)
+        except faults.ServiceFault:
+            return None  # spyne's path raises it again, as its fault
+        return fastpath.form_arguments(request.operation, fields)
 
     def reply(self, operation, element):
         return ApiReply(200, self.content_type, element)
@@ -202,8 +238,11 @@ class XmlHttpBinding(HttpBinding):
     reads_xml = True
 
 
-    def __init__(self):
-        super().__init__(XmlDocument())
+    def __init__(self, **options):
+        super().__init__(XmlDocument(), **options)
+
+    def plain_arguments(self, request):
+        return None  # rare: spyne reads it
 
 
 class UnsupportedMediaType(Exception):
@@ -211,13 +250,14 @@ class UnsupportedMediaType(Exception):
 
 
 class Bindings:
-    """All bindings, and which one a request is for."""
+    """All bindings, and which one a request is for. ``read_plain=False``: spyne reads every request
+    (the fast path's reference in tests/test_fastpath.py)."""
 
-    def __init__(self):
-        self.soap11 = Soap11Binding()
-        self.soap12 = Soap12Binding()
-        self.http = HttpBinding()
-        self.http_xml = XmlHttpBinding()
+    def __init__(self, *, read_plain: bool = True):
+        self.soap11 = Soap11Binding(read_plain=read_plain)
+        self.soap12 = Soap12Binding(read_plain=read_plain)
+        self.http = HttpBinding(read_plain=read_plain)
+        self.http_xml = XmlHttpBinding(read_plain=read_plain)
 
     def select(self, request: ApiRequest) -> Binding:
         """SOAP by Content-Type whatever the path (as Axis2 does); otherwise the HTTP binding."""

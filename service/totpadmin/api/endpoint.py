@@ -13,9 +13,9 @@ from .context import CallContext, Services, audit_log, store_event
 from .messages import ApiReply, ApiRequest
 
 class Endpoint:
-    def __init__(self, services: Services):
+    def __init__(self, services: Services, *, read_plain: bool = True):
         self.services = services
-        self.bindings = Bindings()
+        self.bindings = Bindings(read_plain=read_plain)
         realm = services.settings.carbon.server_name.replace('"', "'")
         self._challenge = ApiReply(401, "text/html", b"", headers=(("WWW-Authenticate", f'Basic realm="{realm}"'),))
 
@@ -32,14 +32,19 @@ class Endpoint:
             return self._challenge
         return None
 
-    def handle(self, request: ApiRequest) -> ApiReply:
-        """Blocking (database, password hashing): run it in a worker thread."""
+    def login_is_cached(self, request: ApiRequest) -> bool:
+        """Whether the request's credentials verified recently (memory only: cheap enough for the reactor
+        thread). If not, :meth:`login` should run first, off the database threads: it hashes a password."""
+        return request.credentials is not None and self.services.authenticator.is_cached(*request.credentials)
+
+    def login(self, request: ApiRequest) -> Principal | ApiReply:
+        """Blocking (database, password hashing): the caller, or the reply refusing the request."""
         early = self.precheck(request)
         if early is not None:
             return early
         binding = self.bindings.select(request)
         try:
-            principal = self._authenticate(*request.credentials)
+            return self._authenticate(*request.credentials)
         except StoreUnavailable as err:
             return binding.fault(faults.ServiceFault(str(err), declared=False), request.operation)
         except AuthenticationFailed as err:
@@ -48,7 +53,17 @@ class Endpoint:
             finally:  # whatever happens to the audit, the failure must reach the login throttle
                 return replace(binding.fault(faults.ServiceFault(str(err), declared=False), request.operation),
                                authenticated=False)
-        reply = binding.call(request, CallContext(self.services, principal, request_id=request.request_id,
+
+    def handle(self, request: ApiRequest, caller: Principal | None = None) -> ApiReply:
+        """Blocking (database): run it in a worker thread. ``caller``: what :meth:`login` returned for
+        this request, if it ran; otherwise the credentials are checked here."""
+        if caller is None:
+            outcome = self.login(request)
+            if isinstance(outcome, ApiReply):
+                return outcome
+            caller = outcome
+        binding = self.bindings.select(request)
+        reply = binding.call(request, CallContext(self.services, caller, request_id=request.request_id,
                                                   peer=request.peer))
         return replace(reply, authenticated=True)
 

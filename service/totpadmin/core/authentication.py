@@ -33,6 +33,11 @@ class Authenticator:
         self._cache = cache
         self._email_usernames = email_usernames
 
+    def is_cached(self, username: str, password: str) -> bool:
+        """Whether these credentials verified recently in this process (memory only, no hashing): then
+        :meth:`authenticate` needs one database read and no password hash."""
+        return self._cache.get(username, password) is not None
+
     def authenticate(self, logins: Logins, username: str, password: str) -> Principal:
         """The principal for these credentials; :class:`AuthenticationFailed` for any mismatch."""
         hit = self._cache.get(username, password)

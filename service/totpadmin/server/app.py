@@ -12,6 +12,7 @@ from pathlib import Path
 
 from twisted.internet import defer, endpoints, task
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.threadpool import ThreadPool
 from twisted.web import resource
 
 from ..api.context import Services
@@ -105,9 +106,14 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics) -> t
         observe=metrics.audited,
     )
     reactor.suggestThreadPoolSize(settings.db_pool_size)
-    pool = reactor.getThreadPool()
+    pool = reactor.getThreadPool()  # password hashing and /ready
+    db_pool = ThreadPool(minthreads=db.threads, maxthreads=db.threads, name="totp-admin database")
+    # Started with the reactor (as its own pool is): its threads must not keep a process that failed to
+    # start alive.
+    reactor.callWhenRunning(db_pool.start)
+    reactor.addSystemEventTrigger("during", "shutdown", db_pool.stop)
     services_resource = ServicesResource(
-        reactor, pool, Endpoint(services), WsdlDocument(), login_throttle(settings), metrics,
+        reactor, db_pool, pool, Endpoint(services), WsdlDocument(), login_throttle(settings), metrics,
         hide_wsdl=settings.carbon.hide_wsdl, public_host=settings.carbon.host_name, https=settings.https,
     )
     root = _Root(services_resource, ReadyResource(reactor, pool, db))

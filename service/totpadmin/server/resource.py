@@ -48,12 +48,13 @@ def basic_credentials(header: bytes | None) -> tuple[str, str] | None:
 class ServicesResource(resource.Resource):
     isLeaf = True
 
-    def __init__(self, reactor, pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument, throttle: LoginThrottle,
+    def __init__(self, reactor, pool: ThreadPool, hash_pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument, throttle: LoginThrottle,
                  metrics: Metrics, *,
                  hide_wsdl: bool, public_host: str | None, https: bool):
         super().__init__()
         self._reactor = reactor
-        self._pool = pool
+        self._pool = pool  # the database threads
+        self._hash_pool = hash_pool
         self._endpoint = endpoint
         self._wsdl = wsdl
         self._throttle = throttle
@@ -94,12 +95,22 @@ class ServicesResource(resource.Resource):
 
         self.in_flight += 1
         d = task.deferLater(self._reactor, verdict.delay, lambda: None) if verdict.delay else defer.succeed(None)
-        d.addCallback(lambda _: deferToThreadPool(self._reactor, self._pool, self._endpoint.handle, api_request))
+        d.addCallback(lambda _: self._call(api_request))
         d.addErrback(self._internal_error)
         d.addCallback(self._count_login, user, api_request.peer)
         d.addCallback(lambda reply: self._finish(request, reply, started))
         d.addBoth(self._done)
         return server.NOT_DONE_YET
+
+    def _call(self, api_request: ApiRequest) -> defer.Deferred:
+        if self._endpoint.login_is_cached(api_request):
+            return deferToThreadPool(self._reactor, self._pool, self._endpoint.handle, api_request)
+        # A password to hash (Argon2, tens of ms): on a pool of its own, not on the database threads
+        # that every call queues for (SQLite has one).
+        d = deferToThreadPool(self._reactor, self._hash_pool, self._endpoint.login, api_request)
+        d.addCallback(lambda outcome: outcome if isinstance(outcome, ApiReply) else
+                      deferToThreadPool(self._reactor, self._pool, self._endpoint.handle, api_request, outcome))
+        return d
 
     def _count_login(self, reply: ApiReply, user: str, peer: str) -> ApiReply:
         if reply.authenticated is False:

@@ -159,6 +159,13 @@ class Database:
         if self.engine.dialect.name == "sqlite":
             self._writer_lock = for_sqlite_url(self.engine.url.database)
 
+    @property
+    def threads(self) -> int:
+        """How many threads can use the store at once to any gain: SQLite's one connection per process
+        serialises its users, and threads queued on it only contend for the GIL (measured: 8 threads
+        spent ~1.5x the CPU per request of 1); PostgreSQL's pool serves one thread per connection."""
+        return 1 if self.engine.dialect.name == "sqlite" else self.engine.pool.size()
+
     def create_schema(self, *, upgrade: bool = False) -> None:
         """Make the schema ready: an empty database gets all of it; an older one is upgraded when
         ``upgrade`` is set and raises :class:`SchemaOutdated` otherwise. Then the super tenant exists."""
