@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from wire import decode_qr
@@ -46,3 +48,38 @@ def test_parallel_refresh_leaves_a_consistent_secret(server):
     url = decode_qr(session.get(server.url + "/initTOTP", params={"username": "dave"}).text
                     .split("<ns:return>")[1].split("</ns:return>")[0].replace("&#xd;", ""))
     assert url.startswith("otpauth://totp/carbon.super:dave?secret=")
+
+
+def test_password_hashing_does_not_hold_up_calls_with_a_cached_login(make_server):
+    """Argon2 runs on a pool of its own, not on the database threads (SQLite has one): while many logins
+    are being hashed, a call whose login is cached is answered, not queued behind them.
+
+    40 wrong passwords for unknown users (each a full Argon2 check of the decoy) go in
+    first; the cached call follows once they are in flight. Checked by order, not by time: it must be
+    answered while most of them are still pending (had SQLite's database thread hashed them, it would
+    be answered after all 40)."""
+    srv = make_server(properties={"loginFailuresBeforeDelay": "100", "loginFailuresBeforeBlock": "100"})
+    cached = srv.session()
+    assert cached.post(srv.url + "/isTOTPEnabled", data={"username": "admin"}).status_code == 200
+    answered: list[str] = []
+    lock = threading.Lock()
+    started = threading.Barrier(41)
+
+    def bad_login(i):
+        with srv.session(f"nobody{i}", "wrong-password") as s:
+            started.wait()
+            r = s.post(srv.url + "/isTOTPEnabled", data={"username": "admin"}, timeout=60)
+        with lock:
+            answered.append("bad")
+        return r.status_code
+
+    with ThreadPoolExecutor(40) as pool:
+        futures = [pool.submit(bad_login, i) for i in range(40)]
+        started.wait()
+        time.sleep(0.2)  # let the 40 requests reach the server
+        r = cached.post(srv.url + "/isTOTPEnabled", data={"username": "admin"}, timeout=60)
+        with lock:
+            done_before = len(answered)
+        assert r.status_code == 200, r.text
+        assert [f.result() for f in futures] == [500] * 40
+    assert done_before < 20, f"{done_before} of 40 password checks finished before the cached call was answered"
