@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import replace
 from urllib.parse import quote
 
 import pytest
+from sqlalchemy import text
 
 from conftest import TNS, make_conf
 from totpadmin.api.context import Services
@@ -261,3 +263,28 @@ def test_get_with_query(endpoints):
     req = request("", b"", "isTOTPEnabled", method="GET", query={"username": ["alice"]})
     assert plain_taken(endpoints[0], req)
     same(*both(endpoints, req))
+
+
+@pytest.mark.parametrize("inner", [op("isTOTPEnabled", username="alice"), ODD_SOAP[2]],
+                         ids=["fast path", "spyne"])
+def test_a_cached_login_is_confirmed_in_the_call_and_checked_again_when_it_changed(endpoints, inner):
+    """A call with a cached login confirms it in the call's transaction; when the password changed since,
+    the call is rolled back and answered as a failed login (as the throttle needs), on either path."""
+    fast, _ = endpoints
+    req = request(*soap("1.1", inner))
+    assert fast.handle(req).authenticated is True  # verified, now cached
+    assert fast.services.authenticator.is_cached("admin", "pw")
+    hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with fast.services.db.transaction() as unit:
+        unit.users.set_password(UserRef(SUPER_TENANT, "admin"), hasher.hash("new-pw"))
+        audited = unit.connection.execute(text("SELECT count(*) FROM audit_events")).scalar()
+    reply = fast.handle(req)
+    assert (reply.status, reply.authenticated) == (500, False)
+    assert "Authentication failed" in reply.body.decode()
+    assert not fast.services.authenticator.is_cached("admin", "pw")
+    with fast.services.db.transaction(read_only=True) as unit:
+        outcomes = unit.connection.execute(text(
+            "SELECT outcome FROM audit_events ORDER BY id")).scalars().all()[audited:]
+    assert outcomes == ["auth-failed"], "the rolled-back call left no audit row of its own"
+    ok = fast.handle(replace(req, credentials=("admin", "new-pw")))
+    assert (ok.status, ok.authenticated) == (200, True)

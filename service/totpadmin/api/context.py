@@ -16,7 +16,7 @@ from ..core.policy import authorize
 from ..core.principal import Principal
 from ..core.usernames import UserRef, parse_username
 from ..core.validation import Validation
-from ..store.database import Database
+from ..store.database import Database, Unit
 
 T = TypeVar("T")
 audit_log = logging.getLogger("totpadmin.audit")
@@ -34,6 +34,11 @@ class Services:
     observe: Callable[[audit.AuditEvent], None] = lambda event: None  # e.g. metrics, after each audit event
 
 
+class LoginChanged(Exception):
+    """The cached login the call ran as is no longer the stored one (password, name or role changed, or
+    the user was removed): the call was rolled back and must be answered after a full login check."""
+
+
 @dataclass
 class CallContext:
     """``ctx.udc`` of one spyne call."""
@@ -43,17 +48,24 @@ class CallContext:
     request_id: str = ""
     peer: str = ""
     operation: str = ""  # set by the service before the method runs
+    # For a principal taken from the credential cache: whether the stored login still matches, checked
+    # in the call's own transaction (one transaction per call instead of two).
+    confirm_login: Callable[[Unit], bool] | None = None
+    login_changed: bool = False
 
     def manage(self, username: str | None, action: Callable[[Account], T], *, allow_self: bool | None = None,
                verdict: bool = False) -> T:
         """Run ``action`` on ``username``'s account in one transaction, if the caller may, and audit it in
         the same transaction. ``allow_self``: None follows the SelfOperationsEnabled setting.
         ``verdict``: the result says success (true, non-empty) or failure (false, empty)."""
-        ref = self.target(username)
         if allow_self is None:
             allow_self = self.services.settings.totp.self_operations
-        authorize(self.principal, ref, allow_self=allow_self)
         with self.services.db.transaction() as unit:
+            if self.confirm_login is not None and not self.confirm_login(unit):
+                self.login_changed = True
+                raise LoginChanged()
+            ref = self.target(username)
+            authorize(self.principal, ref, allow_self=allow_self)
             result = action(unit.accounts.find(ref))
             outcome = audit.FAILURE if verdict and not result else audit.SUCCESS
             event = self._event(ref, outcome)

@@ -9,7 +9,7 @@ from ..core.errors import AuthenticationFailed, StoreUnavailable
 from ..core.principal import Principal
 from . import faults
 from .bindings import Bindings, UnsupportedMediaType
-from .context import CallContext, Services, audit_log, store_event
+from .context import CallContext, LoginChanged, Services, audit_log, store_event
 from .messages import ApiReply, ApiRequest
 
 class Endpoint:
@@ -56,15 +56,34 @@ class Endpoint:
 
     def handle(self, request: ApiRequest, caller: Principal | None = None) -> ApiReply:
         """Blocking (database): run it in a worker thread. ``caller``: what :meth:`login` returned for
-        this request, if it ran; otherwise the credentials are checked here."""
-        if caller is None:
-            outcome = self.login(request)
-            if isinstance(outcome, ApiReply):
-                return outcome
-            caller = outcome
+        this request, if it ran. Otherwise a login from the credential cache stands for the caller, and
+        the call's own transaction confirms it is still the stored one; failing that, or without a
+        cached login, the credentials are checked here in full."""
+        early = self.precheck(request)
+        if early is not None:
+            return early
         binding = self.bindings.select(request)
-        reply = binding.call(request, CallContext(self.services, caller, request_id=request.request_id,
-                                                  peer=request.peer))
+        confirm = None
+        if caller is None:
+            authenticator = self.services.authenticator
+            hit = authenticator.cached(*request.credentials)
+            if hit is not None:
+                caller = hit.principal
+                confirm = lambda unit: authenticator.confirm(unit.users, hit)  # noqa: E731
+            else:
+                outcome = self.login(request)
+                if isinstance(outcome, ApiReply):
+                    return outcome
+                caller = outcome
+        udc = CallContext(self.services, caller, request_id=request.request_id, peer=request.peer,
+                          confirm_login=confirm)
+        try:
+            reply = binding.call(request, udc)
+        except LoginChanged:
+            reply = None
+        if udc.login_changed:  # (spyne turns the exception into a fault reply; the flag is what counts)
+            self.services.authenticator.forget(*request.credentials)
+            return self.handle(request)
         return replace(reply, authenticated=True)
 
     def _audit_failed_login(self, request: ApiRequest) -> None:

@@ -14,6 +14,7 @@ from spyne import Boolean, ServiceBase, Unicode, rpc
 
 from ..core.errors import TotpAdminError
 from . import faults
+from .context import LoginChanged
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ class TOTPAdminService(ServiceBase):
         username = getattr(ctx.in_object, "username", None)
         try:
             return super().call_wrapper(ctx, args)
+        except LoginChanged:
+            raise  # not the operation's outcome: Endpoint.handle checks the login again and answers
         except TotpAdminError as err:
             ctx.udc.record_refusal(username, err)
             raise faults.for_error(operation, username, err) from None

@@ -6,7 +6,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Protocol
 
-from .credential_cache import CredentialCache
+from .credential_cache import CachedLogin, CredentialCache
 from .errors import AuthenticationFailed, InvalidUsername
 from .passwords import PasswordHasher
 from .principal import Principal
@@ -34,9 +34,23 @@ class Authenticator:
         self._email_usernames = email_usernames
 
     def is_cached(self, username: str, password: str) -> bool:
-        """Whether these credentials verified recently in this process (memory only, no hashing): then
-        :meth:`authenticate` needs one database read and no password hash."""
+        """Whether these credentials verified recently in this process (memory only, no hashing)."""
         return self._cache.get(username, password) is not None
+
+    def cached(self, username: str, password: str) -> CachedLogin | None:
+        """The recent login of these credentials (memory only): its principal stands for the caller as
+        long as :meth:`confirm`, in the call's transaction, finds the stored login unchanged."""
+        hit = self._cache.get(username, password)
+        return hit if hit is not None and hit.principal is not None else None
+
+    def confirm(self, logins: Logins, hit: CachedLogin) -> bool:
+        """Whether the stored login is still the one that verified: same password hash, name and role."""
+        record = logins.get_login(hit.user_id)
+        return (record is not None and hmac.compare_digest(record.password_hash, hit.password_hash)
+                and _principal(record) == hit.principal)
+
+    def forget(self, username: str, password: str) -> None:
+        self._cache.discard(username, password)
 
     def authenticate(self, logins: Logins, username: str, password: str) -> Principal:
         """The principal for these credentials; :class:`AuthenticationFailed` for any mismatch."""
@@ -57,8 +71,9 @@ class Authenticator:
             raise AuthenticationFailed()
         if not self._hasher.verify(record.password_hash, password):
             raise AuthenticationFailed()
-        self._cache.put(username, password, record.user_id, record.password_hash)
-        return _principal(record)
+        principal = _principal(record)
+        self._cache.put(username, password, record.user_id, record.password_hash, principal=principal)
+        return principal
 
 
 def _principal(record: LoginRecord) -> Principal:

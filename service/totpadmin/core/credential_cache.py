@@ -17,12 +17,15 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from .principal import Principal
+
 
 @dataclass(frozen=True)
 class CachedLogin:
     user_id: int
     password_hash: str
     expires_at: float
+    principal: Principal | None = None  # who the login was, to be confirmed against the store
 
 
 class CredentialCache:
@@ -49,9 +52,10 @@ class CredentialCache:
                 return None
             return entry
 
-    def put(self, username: str, password: str, user_id: int, password_hash: str) -> None:
+    def put(self, username: str, password: str, user_id: int, password_hash: str, *,
+            principal: Principal | None = None) -> None:
         fp = self._fingerprint(username, password)
-        entry = CachedLogin(user_id, password_hash, self._clock() + self._ttl)
+        entry = CachedLogin(user_id, password_hash, self._clock() + self._ttl, principal)
         with self._lock:
             self._entries[fp] = entry
             self._entries.move_to_end(fp)
