@@ -560,6 +560,20 @@ def seed_store(store: Store, conf: Path, users: int, cache: Path | None) -> dict
     return info
 
 
+def reset_failures(store: Store) -> None:
+    """Wrong-code counts and lockouts back to none, before each validateTOTP run: over several runs the
+    same users would otherwise reach maxFailedAttempts and answer lockout faults (cheaper, and HTTP 500)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(store.url or f"sqlite:///{store.data_dir / 'totp-admin.db'}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE totp_state SET failures = 0, lockouts = 0, locked_until = NULL"
+                                 " WHERE failures > 0 OR lockouts > 0 OR locked_until IS NOT NULL"))
+    finally:
+        engine.dispose()
+
+
 def serve_supports_workers() -> bool:
     try:
         return "--workers" in run([str(TOTP_ADMIN), "serve", "--help"], timeout=60)
@@ -733,6 +747,7 @@ def main(argv=None) -> int:
         # scenarios are measured in rounds (a b c ... a b c ...): a change in the machine's background load
         # then hits every scenario alike instead of skewing one ratio.
         live: dict[str, Server] = {}
+        store_of = {"bare": None, "one": stores.get("small"), "two": stores.get("small"), "big": stores.get("big")}
         for kind in ("bare", "one", "two", "big"):
             group = [s for s in chosen if s.server == kind]
             if not group:
@@ -741,8 +756,7 @@ def main(argv=None) -> int:
                 for s in group:
                     results[s.key] = Result(s.key, s.label, note="skipped: `totp-admin serve --help` has no --workers")
                 continue
-            store = {"bare": None, "one": stores.get("small"), "two": stores.get("small"), "big": stores.get("big")}[kind]
-            server = start_server(kind, tmp, store, conf)
+            server = start_server(kind, tmp, store_of[kind], conf)
             servers.append(server)
             live[kind] = server
         plans = []
@@ -767,6 +781,8 @@ def main(argv=None) -> int:
                 log(f"({s.key}) {s.label}: {opts.warmup:g} s warm-up + {opts.duration:g} s, {s.connections} connections"
                     + (f", round {round_no}/{opts.repeat}" if opts.repeat > 1 else ""))
                 try:
+                    if s.count_bool:
+                        reset_failures(store_of[s.server])
                     if opts.warmup > 0:
                         wrk_run(url, script, opts.warmup, s.connections)
                     r = measure_once(s, server, url, script, opts)
