@@ -79,9 +79,9 @@ class Endpoint:
                           confirm_login=confirm)
         try:
             reply = binding.call(request, udc)
-        except LoginChanged:
-            reply = None
-        if udc.login_changed:  # (spyne turns the exception into a fault reply; the flag is what counts)
+        except LoginChanged:  # from the fast path; spyne turns it into a fault reply, and the flag tells
+            udc.login_changed = True
+        if udc.login_changed:
             self.services.authenticator.forget(*request.credentials)
             return self.handle(request)
         return replace(reply, authenticated=True)

@@ -35,7 +35,7 @@ class Authenticator:
 
     def is_cached(self, username: str, password: str) -> bool:
         """Whether these credentials verified recently in this process (memory only, no hashing)."""
-        return self._cache.get(username, password) is not None
+        return self.cached(username, password) is not None
 
     def cached(self, username: str, password: str) -> CachedLogin | None:
         """The recent login of these credentials (memory only): its principal stands for the caller as

@@ -48,8 +48,8 @@ def basic_credentials(header: bytes | None) -> tuple[str, str] | None:
 class ServicesResource(resource.Resource):
     isLeaf = True
 
-    def __init__(self, reactor, pool: ThreadPool, hash_pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument, throttle: LoginThrottle,
-                 metrics: Metrics, *,
+    def __init__(self, reactor, pool: ThreadPool, hash_pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument,
+                 throttle: LoginThrottle, metrics: Metrics, *,
                  hide_wsdl: bool, public_host: str | None, https: bool):
         super().__init__()
         self._reactor = reactor
