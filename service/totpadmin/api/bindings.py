@@ -76,6 +76,12 @@ def _form_fields(request: ApiRequest) -> dict[str, list[str]]:
     return fields
 
 
+def _response_element(ctx: MethodContext) -> bytes:
+    """The response element of ``ctx.out_object`` as spyne builds it, written the Axis2 way."""
+    ctx.out_protocol.serialize(ctx, message=ProtocolBase.RESPONSE)
+    return axis2_xml.element(ctx.out_document)
+
+
 class Binding:
     """One way of calling the service. Subclasses say how replies and faults are framed."""
 
@@ -125,8 +131,7 @@ class Binding:
         operation = ctx.descriptor.operation_name
         if ctx.out_error is not None:
             return self.fault(faults.from_spyne(ctx.out_error, operation), operation)
-        ctx.out_protocol.serialize(ctx, message=ProtocolBase.RESPONSE)
-        return self.reply(operation, axis2_xml.element(ctx.out_document))
+        return self.reply(operation, _response_element(ctx))
 
     def plain_arguments(self, request: ApiRequest) -> tuple[fastpath.Operation, list[str]] | None:
         """The operation and arguments if the request has the plain shape :mod:`.fastpath` reads; None
@@ -143,8 +148,7 @@ class Binding:
             ctx = MethodContext(self._server, MethodContext.SERVER)
             ctx.descriptor = operation.descriptor
             ctx.out_object = [value]
-            ctx.out_protocol.serialize(ctx, message=ProtocolBase.RESPONSE)
-            element = axis2_xml.element(ctx.out_document)
+            element = _response_element(ctx)
         return self.reply(operation.name, element)
 
     def _check_headers(self, ctx) -> None:
