@@ -58,8 +58,17 @@ def auth(hasher, cache) -> Authenticator:
 
 
 def login(db: Database, auth: Authenticator, username: str, password: str) -> Principal:
+    """As the server logs in: a cached login confirmed against the store, else the stored login read
+    and the password checked outside the transaction."""
+    hit = auth.cached(username, password)
+    if hit is not None:
+        with db.transaction() as unit:
+            if auth.confirm(unit.users, hit):
+                return hit.principal
+        auth.forget(username, password)
     with db.transaction() as unit:
-        return auth.authenticate(unit.users, username, password)
+        record = auth.find(unit.users, username)
+    return auth.check(record, username, password)
 
 
 def user_id(db: Database, ref: UserRef) -> int:

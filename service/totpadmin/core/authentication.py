@@ -52,20 +52,18 @@ class Authenticator:
     def forget(self, username: str, password: str) -> None:
         self._cache.discard(username, password)
 
-    def authenticate(self, logins: Logins, username: str, password: str) -> Principal:
-        """The principal for these credentials; :class:`AuthenticationFailed` for any mismatch."""
-        hit = self._cache.get(username, password)
-        if hit is not None:
-            record = logins.get_login(hit.user_id)
-            if record is not None and hmac.compare_digest(record.password_hash, hit.password_hash):
-                return _principal(record)
-            self._cache.discard(username, password)
-
+    def find(self, logins: Logins, username: str) -> LoginRecord | None:
+        """The stored login for ``username`` (one indexed read), None for an unknown or invalid name."""
         try:
             ref = parse_username(username, email_usernames=self._email_usernames)
         except InvalidUsername:
-            ref = None
-        record = logins.find_login(ref) if ref is not None else None
+            return None
+        return logins.find_login(ref)
+
+    def check(self, record: LoginRecord | None, username: str, password: str) -> Principal:
+        """The principal if ``password`` is ``record``'s, else :class:`AuthenticationFailed` (an unknown
+        user, ``None``, costs the same hashing). No database: run it outside any transaction, since
+        Argon2 takes tens of milliseconds and SQLite has a single connection per process."""
         if record is None:
             self._hasher.verify_decoy(password)
             raise AuthenticationFailed()

@@ -105,12 +105,25 @@ class ServicesResource(resource.Resource):
     def _call(self, api_request: ApiRequest) -> defer.Deferred:
         if self._endpoint.login_is_cached(api_request):
             return deferToThreadPool(self._reactor, self._pool, self._endpoint.handle, api_request)
-        # A password to hash (Argon2, tens of ms): on a pool of its own, not on the database threads
-        # that every call queues for (SQLite has one).
-        d = deferToThreadPool(self._reactor, self._hash_pool, self._endpoint.login, api_request)
-        d.addCallback(lambda outcome: outcome if isinstance(outcome, ApiReply) else
-                      deferToThreadPool(self._reactor, self._pool, self._endpoint.handle, api_request, outcome))
+        # A password to hash (Argon2, tens of ms): on a pool of its own, between two steps on the database
+        # threads, so that it holds neither those threads, which every call queues for, nor a connection
+        # (SQLite has one of each).
+        d = deferToThreadPool(self._reactor, self._pool, self._endpoint.find_login, api_request)
+        d.addCallback(self._check_password, api_request)
+        d.addCallback(self._after_login, api_request)
         return d
+
+    def _check_password(self, found, api_request: ApiRequest):
+        if isinstance(found, ApiReply):
+            return found
+        return deferToThreadPool(self._reactor, self._hash_pool, self._endpoint.check_password, api_request, found)
+
+    def _after_login(self, caller, api_request: ApiRequest):
+        if isinstance(caller, ApiReply):
+            return caller
+        if caller is None:
+            return deferToThreadPool(self._reactor, self._pool, self._endpoint.refuse_login, api_request)
+        return deferToThreadPool(self._reactor, self._pool, self._endpoint.handle, api_request, caller)
 
     def _count_login(self, reply: ApiReply, user: str, peer: str) -> ApiReply:
         if reply.authenticated is False:
