@@ -5,16 +5,21 @@ out of the log, and a clean exit on SIGTERM."""
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
+import requests
 
-from conftest import ADMIN_PASSWORD, TNS, Server
+from conftest import ADMIN_PASSWORD, CONF, ROOT, TNS, Server, free_port
 from wire import decode_qr, post_soap11, secret_of
 
 GENERATED = re.compile(r"Created user 'admin' in carbon\.super with password: (\S+)")
@@ -403,3 +408,30 @@ def test_unreachable_database_stops_the_server_with_a_message(make_server):
     log = srv.log()
     assert_clean_error(log, "database", "Connection refused")
     assert "Hunter2-db" not in log
+
+
+def test_scripts_serve_hands_its_arguments_to_serve(tmp_path):
+    """The README's `scripts/serve --port 9444`: the arguments reach `totp-admin serve` (they once reached
+    the venv set-up, which tried to install the extra "--port")."""
+    venv = Path(sys.prefix)
+    (venv / ".installed").touch()  # scripts/serve's mark that the project is installed: this venv has it
+    port = free_port()
+    env = {**os.environ, "VENV": str(venv), "TOTP_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    env.pop("TOTP_DATABASE_URL", None)
+    proc = subprocess.Popen([str(ROOT / "scripts" / "serve"), "--port", str(port), "--http", "--host", "127.0.0.1",
+                             "--data-dir", str(tmp_path / "data"), "--conf-dir", str(CONF)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
+            try:
+                r = requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "scripts/serve did not start"
+                time.sleep(0.1)
+        assert r.status_code == 200 and r.text == "ok\n"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
