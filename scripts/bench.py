@@ -581,7 +581,7 @@ def serve_supports_workers() -> bool:
         return False
 
 
-def start_server(kind: str, tmp: Path, store: Store | None, conf: Path) -> Server:
+def start_server(kind: str, tmp: Path, store: Store | None, conf: Path, cpu_affinity: str | None = None) -> Server:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOTP_")}
     env["TOTP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
@@ -593,6 +593,8 @@ def start_server(kind: str, tmp: Path, store: Store | None, conf: Path) -> Serve
         args = [str(TOTP_ADMIN), "serve", *store.args(), "--conf-dir", str(conf), "--host", HOST, "--port", str(port)]
         if kind == "two":
             args += ["--workers", "2"]
+        if cpu_affinity is not None:
+            args += ["--cpu-affinity", cpu_affinity]
         ca = store.data_dir / "tls" / "ca.crt"
     log(f"starting {kind}: {' '.join(args[1:] if kind == 'bare' else args[1:])}")
     server = Server(kind, args, env=env, log_path=tmp / f"server-{kind}.log", port=port, ca=ca)
@@ -691,6 +693,8 @@ def main(argv=None) -> int:
                    help="after measuring, run scenarios --profile-keys once more under py-spy (Python CPU: --gil); "
                         "collapsed stacks go here, a summary is printed")
     p.add_argument("--profile-keys", default="b,d,f", help="scenarios to profile (default b,d,f)")
+    p.add_argument("--cpu-affinity", help="pass --cpu-affinity to totp-admin serve (auto, off or CPUs; default: "
+                                           "serve's own default, auto)")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (stores, logs, Lua scripts)")
     opts = p.parse_args(argv)
@@ -756,7 +760,7 @@ def main(argv=None) -> int:
                 for s in group:
                     results[s.key] = Result(s.key, s.label, note="skipped: `totp-admin serve --help` has no --workers")
                 continue
-            server = start_server(kind, tmp, store_of[kind], conf)
+            server = start_server(kind, tmp, store_of[kind], conf, opts.cpu_affinity)
             servers.append(server)
             live[kind] = server
         plans = []
@@ -824,7 +828,7 @@ def main(argv=None) -> int:
     by = {r.key: r for r in ordered}
     database = "PostgreSQL (" + opts.database_url.split("@")[-1] + ")" if opts.database_url else "SQLite"
     print(f"\ntotp-admin benchmark: {info['nproc']} x {info['cpu']}, Python {info['python']}, {info['wrk']}, "
-          f"{database}; wrk -t1 -c{opts.connections} -d{opts.duration:g}s after {opts.warmup:g} s warm-up"
+          f"{database}, serve --cpu-affinity {opts.cpu_affinity or 'auto (default)'}; wrk -t1 -c{opts.connections} -d{opts.duration:g}s after {opts.warmup:g} s warm-up"
           f"{f', median of {opts.repeat} runs' if opts.repeat > 1 else ''}, "
           f"https://{HOST} only\n")
     print(fmt_table(ordered))

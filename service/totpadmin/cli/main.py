@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     serve.add_argument("--workers", type=int, default=1,
                        help="processes sharing the port (default 1); each worker i serves metrics on metrics-port + i")
+    serve.add_argument("--cpu-affinity", default="auto", metavar="auto|off|CPUS",
+                       help="run each worker's reactor and database threads on one CPU: auto (default) spreads the "
+                            "workers over the CPUs, a list such as 0-3,6 gives worker i the i-th, off leaves it "
+                            "to the kernel")
     serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # set by the supervisor for its workers
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default: none)")
     serve.add_argument("--metrics-host", default="127.0.0.1",
@@ -123,15 +127,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args) -> int:
-    from ..server import app, logs, tls
+    from ..server import app, cpu_affinity, logs, tls
 
     logs.configure(args.log_level, args.log_format)
     settings = load_settings(
         data_dir=args.data_dir, conf_dir=args.conf_dir, database_url=args.database_url,
         host=args.host, port=args.port, https=not args.http, tls_cert=args.tls_cert, tls_key=args.tls_key,
         metrics_port=args.metrics_port, metrics_host=args.metrics_host, workers=args.workers,
-        listen_fd=args.listen_fd,
+        listen_fd=args.listen_fd, cpu_affinity=cpu_affinity.parse(args.cpu_affinity),
     )
+    cpu_affinity.check(settings.cpu_affinity)
     if settings.workers < 1:
         raise ConfigError("command line", "workers", settings.workers, "must be at least 1")
     if (settings.tls_cert is None) != (settings.tls_key is None):

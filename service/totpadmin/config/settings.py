@@ -72,6 +72,8 @@ class Settings:
     workers: int = 1  # processes sharing the listening socket
     listen_fd: int | None = None  # a worker's inherited listening socket (set by the supervisor)
     metrics_host: str = "127.0.0.1"
+    # "auto", "off" or CPUs: where each worker's reactor and database threads run (server/cpu_affinity.py)
+    cpu_affinity: str | tuple[int, ...] = "auto"
 
     @property
     def sqlite_path(self) -> Path:

@@ -30,7 +30,8 @@ from ..core.throttle import LoginThrottle, ThrottlePolicy
 from ..core.usernames import SUPER_TENANT, UserRef
 from ..core.validation import Validation
 from ..store.database import Database
-from . import tls
+from . import cpu_affinity, tls
+from .cpu_affinity import UnpinnedThreadPool
 from .observability import HealthResource, Metrics, ReadyResource, metrics_site
 from .resource import ServicesResource
 from .site import ServiceSite
@@ -94,7 +95,10 @@ def login_throttle(settings: Settings) -> LoginThrottle:
                                         block_seconds=t.login_block_seconds))
 
 
-def build_site(reactor, settings: Settings, db: Database, metrics: Metrics) -> tuple[ServiceSite, ServicesResource]:
+def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
+               all_cpus: frozenset[int] | None = None) -> tuple[ServiceSite, ServicesResource]:
+    """The site; ``all_cpus``: where password hashing may run when this thread was pinned (see
+    cpu_affinity.py)."""
     hasher = PasswordHasher()
     services = Services(
         settings=settings,
@@ -105,13 +109,13 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics) -> t
                                     email_usernames=settings.carbon.email_usernames),
         observe=metrics.audited,
     )
-    reactor.suggestThreadPoolSize(settings.db_pool_size)
-    pool = reactor.getThreadPool()  # password hashing and /ready
+    pool = UnpinnedThreadPool(all_cpus, minthreads=0, maxthreads=settings.db_pool_size,
+                              name="totp-admin passwords")  # password hashing and /ready
     db_pool = ThreadPool(minthreads=db.threads, maxthreads=db.threads, name="totp-admin database")
-    # Started with the reactor (as its own pool is): its threads must not keep a process that failed to
-    # start alive.
-    reactor.callWhenRunning(db_pool.start)
-    reactor.addSystemEventTrigger("during", "shutdown", db_pool.stop)
+    # Started with the reactor: their threads must not keep a process that failed to start alive.
+    for each in (pool, db_pool):
+        reactor.callWhenRunning(each.start)
+        reactor.addSystemEventTrigger("during", "shutdown", each.stop)
     services_resource = ServicesResource(
         reactor, db_pool, pool, Endpoint(services), WsdlDocument(), login_throttle(settings), metrics,
         hide_wsdl=settings.carbon.hide_wsdl, public_host=settings.carbon.host_name, https=settings.https,
@@ -144,19 +148,23 @@ def run(settings: Settings) -> int:
     """Serve until SIGTERM or SIGINT. Returns the process exit status."""
     from twisted.internet import reactor
 
+    # Before any thread starts: the database threads inherit this thread's CPU.
+    cpu = cpu_affinity.plan(settings.cpu_affinity, 1)[0]
+    all_cpus = cpu_affinity.pin_this_thread(cpu)
     db = open_database(settings, with_keys=True)
     if settings.listen_fd is None:  # a worker's supervisor did this already
         bootstrap_admin(db, PasswordHasher())
     metrics = Metrics()
-    site, services_resource = build_site(reactor, settings, db, metrics)
+    site, services_resource = build_site(reactor, settings, db, metrics, all_cpus)
     start_listening = listener(reactor, settings, site)
     state = {}
 
     def started(port):
         state["port"] = port
         scheme = "https" if settings.https else "http"
-        log.info("TOTPAdminService listening on %s://%s:%d/services/TOTPAdminService",
-                 scheme, settings.host, port.getHost().port)
+        log.info("TOTPAdminService listening on %s://%s:%d/services/TOTPAdminService%s",
+                 scheme, settings.host, port.getHost().port,
+                 "" if all_cpus is None else f" (reactor and database threads on CPU {cpu})")
 
     def failed(failure):
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, failure.getErrorMessage())

@@ -19,6 +19,7 @@ import time
 
 from ..config.settings import Settings
 from ..core.passwords import PasswordHasher
+from . import cpu_affinity
 from .app import bootstrap_admin, open_database, tls_files
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ def supervise(settings: Settings, argv: list[str]) -> int:
     log.info("supervisor listening on %s:%d with %d workers (%s)", settings.host, socks[0].getsockname()[1],
              settings.workers, "a socket each, SO_REUSEPORT" if len(socks) > 1 else "one shared socket")
 
-    workers = [_spawn(argv, socks[index % len(socks)].fileno(), index, settings)
+    cpus = cpu_affinity.plan(settings.cpu_affinity, settings.workers)
+    workers = [_spawn(argv, socks[index % len(socks)].fileno(), index, cpus[index], settings)
                for index in range(settings.workers)]
     stopping = False
 
@@ -109,10 +111,11 @@ def _for_workers(sock: socket.socket) -> socket.socket:
     return sock
 
 
-def _spawn(argv: list[str], fd: int, index: int, settings: Settings) -> subprocess.Popen:
+def _spawn(argv: list[str], fd: int, index: int, cpu: int | None, settings: Settings) -> subprocess.Popen:
     # The same command line, as a single worker on the inherited socket (argparse: the last value wins).
     # Only that socket is passed (Popen closes every other descriptor).
-    args = [sys.executable, "-m", "totpadmin.cli.main", *argv, "--workers", "1", "--listen-fd", str(fd)]
+    args = [sys.executable, "-m", "totpadmin.cli.main", *argv, "--workers", "1", "--listen-fd", str(fd),
+            "--cpu-affinity", cpu_affinity.OFF if cpu is None else str(cpu)]
     if settings.metrics_port is not None:
         args += ["--metrics-port", str(settings.metrics_port + index)]
     return subprocess.Popen(args, pass_fds=(fd,))
