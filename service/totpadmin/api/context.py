@@ -16,7 +16,7 @@ from ..core.policy import authorize
 from ..core.principal import Principal
 from ..core.usernames import UserRef, parse_username
 from ..core.validation import Validation
-from ..store.database import Database, Unit
+from ..store.database import Database, Unit, WriteNeeded
 
 T = TypeVar("T")
 audit_log = logging.getLogger("totpadmin.audit")
@@ -32,6 +32,9 @@ class Services:
     validation: Validation
     authenticator: Authenticator
     observe: Callable[[audit.AuditEvent], None] = lambda event: None  # e.g. metrics, after each audit event
+    # The server stores the audit rows of calls that wrote nothing else many to a transaction, and answers
+    # those calls once their rows are stored (server/audit_batches.py): such calls then only read.
+    batch_audit: bool = False
 
 
 class LoginChanged(Exception):
@@ -52,26 +55,44 @@ class CallContext:
     # in the call's own transaction (one transaction per call instead of two).
     confirm_login: Callable[[Unit], bool] | None = None
     login_changed: bool = False
+    # The audit event of a call that only read, for the server to store before answering (batch_audit).
+    unstored_event: audit.AuditEvent | None = None
 
     def manage(self, username: str | None, action: Callable[[Account], T], *, allow_self: bool | None = None,
-               verdict: bool = False) -> T:
-        """Run ``action`` on ``username``'s account in one transaction, if the caller may, and audit it in
-        the same transaction. ``allow_self``: None follows the SelfOperationsEnabled setting.
-        ``verdict``: the result says success (true, non-empty) or failure (false, empty)."""
+               verdict: bool = False, mostly_reads: bool = False) -> T:
+        """Run ``action`` on ``username``'s account in one transaction, if the caller may, and audit it.
+        ``allow_self``: None follows the SelfOperationsEnabled setting. ``verdict``: the result says
+        success (true, non-empty) or failure (false, empty).
+
+        The audit row goes into the same transaction, except for a ``mostly_reads`` action when the server
+        batches audit rows: that runs in a read-only transaction first (no write lock), leaving its event
+        in :attr:`unstored_event`, and only if it turns out to write, again as a writer."""
         if allow_self is None:
             allow_self = self.services.settings.totp.self_operations
-        with self.services.db.transaction() as unit:
+        if mostly_reads and self.services.batch_audit:
+            try:
+                return self._manage(username, action, allow_self, verdict, read_only=True)
+            except WriteNeeded:
+                pass  # rolled back, nothing written: run it again as a writer
+        return self._manage(username, action, allow_self, verdict, read_only=False)
+
+    def _manage(self, username, action, allow_self, verdict, *, read_only: bool):
+        with self.services.db.transaction(read_only=read_only) as unit:
             if self.confirm_login is not None and not self.confirm_login(unit):
                 self.login_changed = True
                 raise LoginChanged()
             ref = self.target(username)
             authorize(self.principal, ref, allow_self=allow_self)
-            result = action(unit.accounts.find(ref))
+            result = action(unit.accounts.find(ref, for_update=not read_only))  # a writer locks the row
             outcome = audit.FAILURE if verdict and not result else audit.SUCCESS
             event = self._event(ref, outcome)
-            unit.audit.add(event)
+            if not read_only:
+                unit.audit.add(event)
         self._log(ref, outcome)
-        self.services.observe(event)
+        if read_only:
+            self.unstored_event = event  # observed once stored
+        else:
+            self.services.observe(event)
         return result
 
     def target(self, username: str | None) -> UserRef:

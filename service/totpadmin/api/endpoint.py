@@ -112,7 +112,12 @@ class Endpoint:
         if udc.login_changed:
             self.services.authenticator.forget(*request.credentials)
             return self.handle(request)
-        return replace(reply, authenticated=True)
+        return replace(reply, authenticated=True, unstored_event=udc.unstored_event)
+
+    def unstored(self, request: ApiRequest, err: StoreUnavailable) -> ApiReply:
+        """The reply to a call whose audit event could not be stored (its answer is withheld)."""
+        return self.bindings.select(request).fault(faults.for_error(request.operation or "", None, err),
+                                                   request.operation)
 
     def _audit_failed_login(self, request: ApiRequest) -> None:
         event = audit.AuditEvent(request_id=request.request_id, source=request.peer, caller=request.credentials[0],

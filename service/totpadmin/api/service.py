@@ -32,7 +32,7 @@ class TOTPAdminService(ServiceBase):
 
     @_operation("initTOTP", Unicode, Unicode)
     def init_totp(ctx, username):
-        return ctx.udc.manage(username, ctx.udc.services.enrollment.init_totp)
+        return ctx.udc.manage(username, ctx.udc.services.enrollment.init_totp, mostly_reads=True)
 
     @_operation("resetTOTP", Boolean, Unicode)
     def reset_totp(ctx, username):
@@ -62,7 +62,8 @@ class TOTPAdminService(ServiceBase):
 
     @_operation("retrieveSecretKey", Unicode, Unicode)
     def retrieve_secret_key(ctx, username):
-        return ctx.udc.manage(username, ctx.udc.services.enrollment.retrieve_secret_key, allow_self=True)
+        return ctx.udc.manage(username, ctx.udc.services.enrollment.retrieve_secret_key, allow_self=True,
+                              mostly_reads=True)
 
     # --- ours ---
 
@@ -82,7 +83,7 @@ class TOTPAdminService(ServiceBase):
 
     @_operation("isTOTPEnabled", Boolean, Unicode)
     def is_totp_enabled(ctx, username):
-        return ctx.udc.manage(username, ctx.udc.services.validation.is_enabled)
+        return ctx.udc.manage(username, ctx.udc.services.validation.is_enabled, mostly_reads=True)
 
     @classmethod
     def call_wrapper(cls, ctx, args=None):

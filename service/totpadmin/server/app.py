@@ -31,6 +31,7 @@ from ..core.usernames import SUPER_TENANT, UserRef
 from ..core.validation import Validation
 from ..store.database import Database
 from . import cpu_affinity, tls
+from .audit_batches import AuditBatches
 from .cpu_affinity import UnpinnedThreadPool
 from .observability import HealthResource, Metrics, ReadyResource, metrics_site
 from .resource import ServicesResource
@@ -108,6 +109,7 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
         authenticator=Authenticator(hasher, CredentialCache(ttl=settings.credential_cache_seconds),
                                     email_usernames=settings.carbon.email_usernames),
         observe=metrics.audited,
+        batch_audit=True,
     )
     pool = UnpinnedThreadPool(all_cpus, minthreads=0, maxthreads=settings.db_pool_size,
                               name="totp-admin passwords")  # password hashing and /ready
@@ -118,6 +120,7 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
         reactor.addSystemEventTrigger("during", "shutdown", each.stop)
     services_resource = ServicesResource(
         reactor, db_pool, pool, Endpoint(services), WsdlDocument(), login_throttle(settings), metrics,
+        AuditBatches(reactor, db_pool, db.add_audit_events, metrics.audit_batch_stored),
         hide_wsdl=settings.carbon.hide_wsdl, public_host=settings.carbon.host_name, https=settings.https,
     )
     root = _Root(services_resource, ReadyResource(reactor, pool, db))

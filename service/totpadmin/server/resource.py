@@ -9,6 +9,7 @@ import math
 import re
 import time
 import uuid
+from dataclasses import replace
 
 from twisted.internet import defer, task
 from twisted.internet.threads import deferToThreadPool
@@ -18,7 +19,9 @@ from twisted.web import resource, server
 from ..api.endpoint import Endpoint
 from ..api.messages import ApiReply, ApiRequest
 from ..api.wsdl import WsdlDocument
+from ..core.errors import StoreUnavailable
 from ..core.throttle import LoginThrottle
+from .audit_batches import AuditBatches
 from .observability import Metrics
 from .routing import SERVICE, route
 
@@ -49,12 +52,13 @@ class ServicesResource(resource.Resource):
     isLeaf = True
 
     def __init__(self, reactor, pool: ThreadPool, hash_pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument,
-                 throttle: LoginThrottle, metrics: Metrics, *,
+                 throttle: LoginThrottle, metrics: Metrics, audit: AuditBatches, *,
                  hide_wsdl: bool, public_host: str | None, https: bool):
         super().__init__()
         self._reactor = reactor
         self._pool = pool  # the database threads
         self._hash_pool = hash_pool
+        self._audit = audit
         self._endpoint = endpoint
         self._wsdl = wsdl
         self._throttle = throttle
@@ -96,6 +100,7 @@ class ServicesResource(resource.Resource):
         self.in_flight += 1
         d = task.deferLater(self._reactor, verdict.delay, lambda: None) if verdict.delay else defer.succeed(None)
         d.addCallback(lambda _: self._call(api_request))
+        d.addCallback(self._store_audit, api_request)
         d.addErrback(self._internal_error)
         d.addCallback(self._count_login, user, api_request.peer)
         d.addCallback(lambda reply: self._finish(request, reply, started))
@@ -124,6 +129,19 @@ class ServicesResource(resource.Resource):
         if caller is None:
             return deferToThreadPool(self._reactor, self._pool, self._endpoint.refuse_login, api_request)
         return deferToThreadPool(self._reactor, self._pool, self._endpoint.handle, api_request, caller)
+
+    def _store_audit(self, reply: ApiReply, api_request: ApiRequest):
+        """The reply, once the call's audit event is stored (if the call left it to us)."""
+        if reply.unstored_event is None:
+            return reply
+        d = self._audit.store(reply.unstored_event)
+        d.addCallback(lambda _: reply)
+        d.addErrback(self._unstored, api_request)
+        return d
+
+    def _unstored(self, failure, api_request: ApiRequest) -> ApiReply:
+        failure.trap(StoreUnavailable)
+        return replace(self._endpoint.unstored(api_request, failure.value), authenticated=True)
 
     def _count_login(self, reply: ApiReply, user: str, peer: str) -> ApiReply:
         if reply.authenticated is False:

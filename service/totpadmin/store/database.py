@@ -9,7 +9,8 @@ from typing import Iterator
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError,
+                            SQLAlchemyError)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -78,15 +79,34 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 READ_ONLY = "totpadmin_read_only"  # execution option of a read-only transaction's connection
 
 
+class WriteNeeded(Exception):
+    """A read-only transaction tried to write; it was rolled back with nothing written."""
+
+
 def _sqlite_begin(conn: Connection) -> None:
     # pysqlite's own BEGIN handling defers locking; take the write lock at BEGIN so concurrent
-    # read-modify-write transactions serialise instead of failing at COMMIT. Reads need no lock.
+    # read-modify-write transactions serialise instead of failing at COMMIT. Reads need no lock, and
+    # query_only makes SQLite refuse their writes (WriteNeeded) rather than take its lock unqueued.
     # On the driver's connection: a statement through SQLAlchemy costs ~30 µs of CPU, inside the write lock.
-    sql = "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
-    try:
-        conn.connection.dbapi_connection.execute(sql).close()
-    except sqlite3.Error as exc:  # as SQLAlchemy would have wrapped it (a busy or unreadable database)
-        raise OperationalError(sql, None, exc) from exc
+    read_only = bool(conn.get_execution_options().get(READ_ONLY))
+    dbapi_conn = conn.connection.dbapi_connection
+    info = conn.connection.info
+    statements = [] if info.get(READ_ONLY) is read_only else [f"PRAGMA query_only={int(read_only)}"]
+    statements.append("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    for sql in statements:
+        try:
+            dbapi_conn.execute(sql).close()
+        except sqlite3.Error as exc:  # as SQLAlchemy would have wrapped it (a busy or unreadable database)
+            raise OperationalError(sql, None, exc) from exc
+    info[READ_ONLY] = read_only
+
+
+def _write_refused(exc: DBAPIError) -> bool:
+    """Whether the database refused a write because the transaction is read-only."""
+    orig = exc.orig
+    if isinstance(orig, sqlite3.Error):
+        return getattr(orig, "sqlite_errorcode", None) == 8 or "readonly database" in str(orig)  # SQLITE_READONLY
+    return getattr(orig, "sqlstate", None) == "25006"  # PostgreSQL: read_only_sql_transaction
 
 
 class Unit:
@@ -183,8 +203,9 @@ class Database:
     def transaction(self, *, read_only: bool = False) -> Iterator[Unit]:
         """One transaction: committed if the block returns, rolled back if it raises.
 
-        ``read_only``: the block only reads (SQLite: no write lock is taken).
-        A lost or refused connection surfaces as :class:`StoreUnavailable`, with nothing written.
+        ``read_only``: the block only reads (SQLite: no write lock is taken); a write in it raises
+        :class:`WriteNeeded`. A lost or refused connection surfaces as :class:`StoreUnavailable`, with
+        nothing written.
         """
         lock = self._writer_lock if self._writer_lock is not None and not read_only else None
         try:
@@ -192,7 +213,7 @@ class Database:
             # while waiting for another process's lock would stall this process's reads (logins, /ready).
             with lock.held() if lock is not None else nullcontext(), self.engine.connect() as conn:
                 if read_only:
-                    conn.execution_options(**{READ_ONLY: True})
+                    conn.execution_options(**{READ_ONLY: True, "postgresql_readonly": True})
                 unit = Unit(conn, self.box, self._raw)
                 with conn.begin():
                     committed = False
@@ -203,8 +224,12 @@ class Database:
                         unit._finish(committed)
                 if unit.durable and conn.dialect.name == "sqlite":
                     self._sync_wal()
-        except (OperationalError, InterfaceError) as exc:
-            raise StoreUnavailable(_cause(exc)) from exc
+        except DBAPIError as exc:
+            if read_only and _write_refused(exc):
+                raise WriteNeeded() from exc
+            if isinstance(exc, (OperationalError, InterfaceError)):
+                raise StoreUnavailable(_cause(exc)) from exc
+            raise
 
     def _sync_wal(self) -> None:
         """What synchronous=FULL does at commit: the write-ahead log, holding the commit, to disk. (SQLite
@@ -221,6 +246,15 @@ class Database:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    def add_audit_events(self, events: list[AuditEvent]) -> None:
+        """Write audit events in one transaction; :class:`StoreUnavailable` if it failed (nothing written)."""
+        try:
+            with self.transaction() as unit:
+                for event in events:
+                    unit.audit.add(event)
+        except SQLAlchemyError as exc:  # e.g. a constraint the database enforces: nothing was written
+            raise StoreUnavailable(_cause(exc)) from exc
 
     def add_audit_event(self, event: AuditEvent) -> bool:
         """Write one audit event in a transaction of its own; False (nothing written) if the database
