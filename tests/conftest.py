@@ -76,6 +76,18 @@ def database(tmp_path) -> TestDatabase:
         yield db
 
 
+@pytest.fixture
+def store(tmp_path, database):
+    """The test's database opened in this process (totpadmin.store.database.Database), schema created."""
+    from totpadmin.store.database import Database
+
+    (tmp_path / "data").mkdir(exist_ok=True)
+    db = Database(database.url)
+    db.create_schema()
+    yield db
+    db.dispose()
+
+
 @dataclass
 class Server:
     """A running `totp-admin serve` process."""

@@ -17,15 +17,6 @@ EVENT = AuditEvent(request_id="r1", source="127.0.0.1", caller="admin@carbon.sup
                    target="alice@carbon.super", tenant="carbon.super", outcome=SUCCESS)
 
 
-@pytest.fixture
-def store(database, tmp_path):
-    (tmp_path / "data").mkdir(exist_ok=True)
-    db = Database(database.url)
-    db.create_schema()
-    yield db
-    db.dispose()
-
-
 def audit_rows(db: Database) -> int:
     with db.transaction(read_only=True) as unit:
         return len(unit.audit.find(limit=1000))

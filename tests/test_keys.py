@@ -185,14 +185,6 @@ def test_box_without_reload_does_not_touch_the_file(tmp_path):
 
 # --- rekey() in process, against the real database ---
 
-@pytest.fixture
-def store(tmp_path, database):
-    (tmp_path / "data").mkdir(exist_ok=True)
-    db = Database(database.url)
-    db.create_schema()
-    yield db
-    db.dispose()
-
 
 def _refs(n: int) -> list[UserRef]:
     return [UserRef("abc.com" if i % 2 else "carbon.super", f"u{i}") for i in range(n)]
