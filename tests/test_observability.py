@@ -54,7 +54,8 @@ def test_metrics_count_requests_operations_and_lockouts(make_server):
     assert metric(text, "totp_http_requests_total", status="500") >= 2
     assert metric(text, "totp_http_request_seconds_count") == sum(
         metric(text, "totp_http_requests_total", status=s) or 0 for s in ("200", "500"))
-    assert metric(text, "totp_audit_batch_rows_count") >= 1  # isTOTPEnabled only read: its row was batched
+    batches = metric(text, "totp_audit_batch_rows_count")  # isTOTPEnabled only read: on SQLite its row was batched
+    assert batches >= 1 if srv.database.schema is None else batches == 0
     assert ALICE_PW not in text and "Wr0ng-pass-Z" not in text
 
 

@@ -109,7 +109,8 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
         authenticator=Authenticator(hasher, CredentialCache(ttl=settings.credential_cache_seconds),
                                     email_usernames=settings.carbon.email_usernames),
         observe=metrics.audited,
-        batch_audit=True,
+        # SQLite only: on PostgreSQL, whose commits run side by side, batches measured 5-15 % slower.
+        batch_audit=db.single_writer,
     )
     pool = UnpinnedThreadPool(all_cpus, minthreads=0, maxthreads=settings.db_pool_size,
                               name="totp-admin passwords")  # password hashing and /ready

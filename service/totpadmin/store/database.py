@@ -180,6 +180,12 @@ class Database:
             self._writer_lock = for_sqlite_url(self.engine.url.database)
 
     @property
+    def single_writer(self) -> bool:
+        """Whether writers take turns on the whole database (SQLite), so that fewer, larger write
+        transactions pay off (see server/audit_batches.py)."""
+        return self.engine.dialect.name == "sqlite"
+
+    @property
     def threads(self) -> int:
         """How many threads can use the store at once to any gain: SQLite's one connection per process
         serialises its users, and threads queued on it only contend for the GIL (measured: 8 threads
