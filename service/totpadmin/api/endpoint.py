@@ -62,8 +62,7 @@ class Endpoint:
             with self.services.db.transaction(read_only=True) as unit:
                 return self.services.authenticator.find(unit.users, request.credentials[0])
         except StoreUnavailable as err:
-            return self.bindings.select(request).fault(faults.ServiceFault(str(err), declared=False),
-                                                       request.operation)
+            return self.store_unavailable(request, err)
 
     def check_password(self, request: ApiRequest, found: LoginRecord | None) -> Principal | None:
         """CPU only (Argon2, tens of ms; no database, so no connection is held meanwhile): the caller if
@@ -114,8 +113,9 @@ class Endpoint:
             return self.handle(request)
         return replace(reply, authenticated=True, unstored_event=udc.unstored_event)
 
-    def unstored(self, request: ApiRequest, err: StoreUnavailable) -> ApiReply:
-        """The reply to a call whose audit event could not be stored (its answer is withheld)."""
+    def store_unavailable(self, request: ApiRequest, err: StoreUnavailable) -> ApiReply:
+        """The reply when the store failed outside the call: reading the login, or storing the audit
+        event of a call whose answer is then withheld."""
         return self.bindings.select(request).fault(faults.for_error(request.operation or "", None, err),
                                                    request.operation)
 

@@ -141,7 +141,7 @@ class ServicesResource(resource.Resource):
 
     def _unstored(self, failure, api_request: ApiRequest) -> ApiReply:
         failure.trap(StoreUnavailable)
-        return replace(self._endpoint.unstored(api_request, failure.value), authenticated=True)
+        return replace(self._endpoint.store_unavailable(api_request, failure.value), authenticated=True)
 
     def _count_login(self, reply: ApiReply, user: str, peer: str) -> ApiReply:
         if reply.authenticated is False:
