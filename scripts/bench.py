@@ -11,6 +11,8 @@ Scenarios (see BENCHMARKS.md):
   c  form-POST initTOTP
   d  form-POST validateTOTP, 10^3 enrolled users, wrong codes (mostly "false"; see BENCHMARKS.md)
   e  SOAP 1.1 initTOTP with serve --workers 2 (against b)
+  g  SOAP 1.1 initTOTP on two separate 1-worker servers, a store and a CPU each, half the connections each:
+     what this machine allows two processes that share nothing (the ceiling for e)
   f  form-POST validateTOTP with --users (10^6) enrolled users (against d)
   d1, f1  d and f with 1 connection: service time without queueing
 Each: wrk -t1 -cC -dDs after a W s warm-up (--repeat N: N measured runs, the median kept); req/s,
@@ -150,11 +152,28 @@ class Server:
             pass
         self._log.close()
 
+    def members(self) -> list[Server]:
+        return [self]
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+class ServerPair:
+    """Two independent servers measured as one: a wrk for each, their requests and CPU summed."""
+
+    def __init__(self, servers: list[Server]):
+        self.name = "pair"
+        self.servers = servers
+
+    def members(self) -> list[Server]:
+        return self.servers
+
+    def tree(self) -> list[int]:
+        return [pid for server in self.servers for pid in server.tree()]
 
 
 def run(args: list[str], *, input: str | None = None, timeout: float = 120, env: dict | None = None) -> str:
@@ -171,7 +190,7 @@ def run(args: list[str], *, input: str | None = None, timeout: float = 120, env:
 class Scenario:
     key: str
     label: str
-    server: str  # "bare", "one", "two", "big"
+    server: str  # "bare", "one", "two", "big", "pair"
     path: str
     content_type: str
     body_pre: str  # the body is body_pre + username + body_post
@@ -205,6 +224,7 @@ def scenarios(small: int, big: int, connections: int) -> list[Scenario]:
                  body_pre="username=", body_post="", users=(1, small), connections=c),
         Scenario("d", f"form-POST validateTOTP, {small:,} users", "one", users=(1, small), connections=c, **validate),
         Scenario("e", "SOAP 1.1 initTOTP, --workers 2", "two", users=(1, small), connections=c, **soap),
+        Scenario("g", "SOAP 1.1 initTOTP, 2 separate servers", "pair", users=(1, small), connections=c, **soap),
         Scenario("f", f"form-POST validateTOTP, {big:,} users", "big", users=(1, big), connections=c, **validate),
         Scenario("d1", f"validateTOTP, {small:,} users, 1 connection", "one", users=(1, small), connections=1,
                  **validate),
@@ -319,20 +339,38 @@ class Result:
     profile: str | None = None
 
 
-def wrk_run(url: str, script: Path, seconds: float, connections: int) -> tuple[dict, float, float]:
-    """Run wrk; (its BENCHJSON, wall seconds, wrk's CPU seconds)."""
-    args = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "--latency",
-            "-s", str(script), url]
+def wrk_run(loads: list[tuple[str, int]], script: Path, seconds: float) -> tuple[dict, float, float]:
+    """Run one wrk per (url, connections) at once; (their BENCHJSON, summed, wall seconds, wrk's CPU
+    seconds). With several: latency is the request-weighted mean of their p50s and the larger p99."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    r = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60)
+    procs = [subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+                               "--latency", "-s", str(script), url],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for url, connections in loads]
+    outputs = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=seconds + 60)
+            line = next((ln for ln in out.splitlines() if ln.startswith("BENCHJSON ")), None)
+            if proc.returncode != 0 or line is None:
+                raise RuntimeError(f"wrk failed ({proc.returncode}):\n{out}\n{err}")
+            outputs.append(json.loads(line[len("BENCHJSON "):]))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
-    if r.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
-    return json.loads(line[len("BENCHJSON "):]), wall, cpu
+    if len(outputs) == 1:
+        return outputs[0], wall, cpu
+    data = {key: sum(o[key] for o in outputs) for key in outputs[0] if key not in ("duration_us", "p50_us", "p99_us")}
+    data["duration_us"] = max(o["duration_us"] for o in outputs)
+    data["p50_us"] = sum(o["p50_us"] * o["requests"] for o in outputs) / max(1, data["requests"])
+    data["p99_us"] = max(o["p99_us"] for o in outputs)
+    return data, wall, cpu
 
 
 def median_run(runs: list[Result]) -> Result:
@@ -344,11 +382,12 @@ def median_run(runs: list[Result]) -> Result:
     return res
 
 
-def measure_once(sc: Scenario, server: Server, url: str, script: Path, opts) -> Result:
+def measure_once(sc: Scenario, server: Server | ServerPair, loads: list[tuple[str, int]], script: Path,
+                 opts) -> Result:
     res = Result(sc.key, sc.label)
     pids = server.tree()
     before, machine_before = cpu_ticks(pids), machine_ticks()
-    data, wall, wrk_cpu = wrk_run(url, script, opts.duration, sc.connections)
+    data, wall, wrk_cpu = wrk_run(loads, script, opts.duration)
     after, machine_after = cpu_ticks(pids), machine_ticks()
     busy, total = (a - b for a, b in zip(machine_after, machine_before))
     res.machine_busy_pct = 100 * busy / total if total else 0.0
@@ -365,8 +404,9 @@ def measure_once(sc: Scenario, server: Server, url: str, script: Path, opts) -> 
     res.wrk_cpu_pct = 100 * wrk_cpu / wall if wall else 0.0
     cores = os.cpu_count() or 1
     res.other_cpu_pct = max(0.0, res.machine_busy_pct * cores - res.server_cpu_pct - res.wrk_cpu_pct)
-    children = [pid for pid in per_pid if pid != server.proc.pid]
-    res.per_process_cpu_s = [round(per_pid[pid], 2) for pid in (sorted(children) or [server.proc.pid])]
+    roots = [member.proc.pid for member in server.members()]
+    children = [pid for pid in per_pid if pid not in roots]
+    res.per_process_cpu_s = [round(per_pid.get(pid, 0.0), 2) for pid in (sorted(children) or roots)]
     errors = sum(data[k] for k in ("err_connect", "err_read", "err_write", "err_timeout"))
     problems = []
     if errors:
@@ -387,7 +427,7 @@ def find_py_spy() -> str | None:
     return None
 
 
-def profile(sc: Scenario, server: Server, url: str, script: Path, opts) -> str | None:
+def profile(sc: Scenario, server: Server, loads: list[tuple[str, int]], script: Path, opts) -> str | None:
     """An extra, unmeasured load run with py-spy sampling the server's Python CPU (``--gil``): collapsed
     stacks in --profile DIR, and a summary (by component, and the heaviest functions) returned."""
     py_spy = find_py_spy()
@@ -406,7 +446,7 @@ def profile(sc: Scenario, server: Server, url: str, script: Path, opts) -> str |
         outputs.append(out)
     time.sleep(0.5)
     try:
-        wrk_run(url, script, opts.duration, sc.connections)
+        wrk_run(loads, script, opts.duration)
     finally:
         for spy in spies:
             try:
@@ -581,7 +621,17 @@ def serve_supports_workers() -> bool:
         return False
 
 
-def start_server(kind: str, tmp: Path, store: Store | None, conf: Path, cpu_affinity: str | None = None) -> Server:
+def pair_affinities(cpu_affinity: str | None) -> tuple[str | None, str | None]:
+    """--cpu-affinity for the two servers of (g): a CPU each, as serve --workers 2 pins its workers (two
+    servers left to "auto" could pick the same CPU); "off" or an explicit list is passed to both."""
+    if cpu_affinity not in (None, "auto"):
+        return cpu_affinity, cpu_affinity
+    cpus = sorted(os.sched_getaffinity(0))
+    return (str(cpus[0]), str(cpus[1])) if len(cpus) >= 2 else (cpu_affinity, cpu_affinity)
+
+
+def start_server(kind: str, tmp: Path, store: Store | None, conf: Path, cpu_affinity: str | None = None,
+                 name: str | None = None) -> Server:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOTP_")}
     env["TOTP_ADMIN_PASSWORD"] = ADMIN_PASSWORD
@@ -596,8 +646,9 @@ def start_server(kind: str, tmp: Path, store: Store | None, conf: Path, cpu_affi
         if cpu_affinity is not None:
             args += ["--cpu-affinity", cpu_affinity]
         ca = store.data_dir / "tls" / "ca.crt"
-    log(f"starting {kind}: {' '.join(args[1:] if kind == 'bare' else args[1:])}")
-    server = Server(kind, args, env=env, log_path=tmp / f"server-{kind}.log", port=port, ca=ca)
+    name = name or kind
+    log(f"starting {name}: {' '.join(args[1:])}")
+    server = Server(name, args, env=env, log_path=tmp / f"server-{name}.log", port=port, ca=ca)
     server.wait_listening()
     return server
 
@@ -648,7 +699,7 @@ def _table(rows, right=()) -> str:
     return "\n".join([line(rows[0]), sep, *map(line, rows[1:])])
 
 
-def targets(by: dict[str, Result]) -> list[tuple[str, str, bool | None]]:
+def targets(by: dict[str, Result]) -> list[tuple[str, str, bool | str | None]]:
     out = []
     def ok(*keys):
         return all(k in by and by[k].ok for k in keys)
@@ -662,6 +713,10 @@ def targets(by: dict[str, Result]) -> list[tuple[str, str, bool | None]]:
         out.append(("2 workers >= 1.7 x 1 worker (SOAP initTOTP)", f"{v:.2f} x (e/b)", v >= 1.7))
     else:
         out.append(("2 workers >= 1.7 x 1 worker", "not measured", None))
+    if ok("b", "g"):
+        v = by["g"].rps / by["b"].rps
+        share = f"; (e) reaches {by['e'].rps / by['g'].rps:.0%} of it" if ok("e") else ""
+        out.append(("  this machine's ceiling: 2 separate servers sharing nothing", f"{v:.2f} x (g/b){share}", "info"))
     if ok("d", "f"):
         v = by["f"].p50_ms / by["d"].p50_ms
         out.append((f"p50 validateTOTP at {by['f'].label.split(', ')[1]} <= 1.2 x at {by['d'].label.split(', ')[1]}",
@@ -683,7 +738,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: 3 s per scenario, 1 s warm-up, 10^4 users")
     p.add_argument("--repeat", type=int, default=1,
                    help="measured runs per scenario; the one with the median req/s is reported (default 1)")
-    p.add_argument("--only", help="comma-separated scenario keys (a,b,c,d,e,f,d1,f1); default all")
+    p.add_argument("--only", help="comma-separated scenario keys (a,b,c,d,e,g,f,d1,f1); default all")
     p.add_argument("--database-url", type=loopback_url,
                    help="run on this PostgreSQL (127.0.0.1 only) instead of SQLite: each store in a fresh schema, "
                         "dropped at the end (e.g. postgresql+psycopg://root@127.0.0.1:5432/test)")
@@ -738,6 +793,8 @@ def main(argv=None) -> int:
         needs = {s.server for s in chosen}
         stores: dict[str, Store] = {}
         for name, users, kinds, cache in (("small", opts.small_users, {"one", "two"}, None),
+                                          ("pair-1", opts.small_users, {"pair"}, None),
+                                          ("pair-2", opts.small_users, {"pair"}, None),
                                           ("big", opts.users, {"big"}, opts.seed_cache)):
             if needs & kinds:
                 if opts.database_url:
@@ -750,11 +807,21 @@ def main(argv=None) -> int:
         # Every server runs for the whole measurement (idle ones cost nothing), and with --repeat the
         # scenarios are measured in rounds (a b c ... a b c ...): a change in the machine's background load
         # then hits every scenario alike instead of skewing one ratio.
-        live: dict[str, Server] = {}
+        live: dict[str, Server | ServerPair] = {}
         store_of = {"bare": None, "one": stores.get("small"), "two": stores.get("small"), "big": stores.get("big")}
-        for kind in ("bare", "one", "two", "big"):
+        for kind in ("bare", "one", "two", "pair", "big"):
             group = [s for s in chosen if s.server == kind]
             if not group:
+                continue
+            if kind == "pair" and opts.connections < 2:
+                for s in group:
+                    results[s.key] = Result(s.key, s.label, note="skipped: needs --connections 2 or more")
+                continue
+            if kind == "pair":
+                pair = ServerPair([start_server("one", tmp, stores[f"pair-{i}"], conf, affinity, name=f"pair-{i}")
+                                   for i, affinity in enumerate(pair_affinities(opts.cpu_affinity), start=1)])
+                servers.extend(pair.servers)
+                live[kind] = pair
                 continue
             if kind == "two" and not workers_ok:
                 for s in group:
@@ -771,15 +838,20 @@ def main(argv=None) -> int:
             script = tmp / f"scenario-{s.key}.lua"
             script.write_text(lua_script(s))
             try:
-                preflight(s, server)
+                for member in server.members():
+                    preflight(s, member)
             except (RuntimeError, OSError) as exc:
                 log(f"({s.key}) {exc}")
                 results[s.key] = Result(s.key, s.label, note=f"failed: {str(exc).splitlines()[0][:80]}")
                 continue
-            plans.append((s, server, f"https://{HOST}:{server.port}{s.path}", script, []))
+            members = server.members()
+            # The pair shares the connections out as SO_REUSEPORT would on average: half each.
+            shares = [s.connections // len(members) + (i < s.connections % len(members)) for i in range(len(members))]
+            loads = [(f"https://{HOST}:{m.port}{s.path}", n) for m, n in zip(members, shares)]
+            plans.append((s, server, loads, script, []))
         failed: dict[str, str] = {}
         for round_no in range(1, opts.repeat + 1):
-            for s, server, url, script, runs in plans:
+            for s, server, loads, script, runs in plans:
                 if s.key in failed:
                     continue
                 log(f"({s.key}) {s.label}: {opts.warmup:g} s warm-up + {opts.duration:g} s, {s.connections} connections"
@@ -788,22 +860,22 @@ def main(argv=None) -> int:
                     if s.count_bool:
                         reset_failures(store_of[s.server])
                     if opts.warmup > 0:
-                        wrk_run(url, script, opts.warmup, s.connections)
-                    r = measure_once(s, server, url, script, opts)
+                        wrk_run(loads, script, opts.warmup)
+                    r = measure_once(s, server, loads, script, opts)
                     runs.append(r)
                     log(f"({s.key}) {r.rps:,.0f} req/s, p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, "
                         f"{r.cpu_us_per_req:,.0f} µs CPU/req{'; ' + r.note if r.note else ''}")
                 except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
                     log(f"({s.key}) failed: {exc}")
                     failed[s.key] = f"failed: {str(exc).splitlines()[0][:80]}"
-        for s, server, url, script, runs in plans:
+        for s, server, loads, script, runs in plans:
             if s.key in failed or not runs:
                 results[s.key] = Result(s.key, s.label, note=failed.get(s.key, "no run"))
                 continue
             results[s.key] = median_run(runs)
-            if opts.profile_dir and s.key in opts.profile_keys and server.name != "bare":
+            if opts.profile_dir and s.key in opts.profile_keys and server.name not in ("bare", "pair"):
                 log(f"({s.key}) profiling: {opts.duration:g} s more under py-spy")
-                results[s.key].profile = profile(s, server, url, script, opts)
+                results[s.key].profile = profile(s, server, loads, script, opts)
     except KeyboardInterrupt:
         log("interrupted; cleaning up")
         return 130
@@ -848,7 +920,7 @@ def main(argv=None) -> int:
         print(f"seed {name}: {s['summary']}{cached}{size}")
     print("\nTargets:")
     for what, value, met in targets(by):
-        verdict = {True: "met", False: "MISSED", None: "n/a"}[met]
+        verdict = {True: "met", False: "MISSED", None: "n/a", "info": "info"}[met]
         print(f"  {verdict:6} {what}: {value}")
     for r in ordered:
         if r.profile:
