@@ -793,8 +793,8 @@ def main(argv=None) -> int:
         needs = {s.server for s in chosen}
         stores: dict[str, Store] = {}
         for name, users, kinds, cache in (("small", opts.small_users, {"one", "two"}, None),
-                                          ("pair-1", opts.small_users, {"pair"}, None),
-                                          ("pair-2", opts.small_users, {"pair"}, None),
+                                          ("pair1", opts.small_users, {"pair"}, None),
+                                          ("pair2", opts.small_users, {"pair"}, None),
                                           ("big", opts.users, {"big"}, opts.seed_cache)):
             if needs & kinds:
                 if opts.database_url:
@@ -818,7 +818,7 @@ def main(argv=None) -> int:
                     results[s.key] = Result(s.key, s.label, note="skipped: needs --connections 2 or more")
                 continue
             if kind == "pair":
-                pair = ServerPair([start_server("one", tmp, stores[f"pair-{i}"], conf, affinity, name=f"pair-{i}")
+                pair = ServerPair([start_server("one", tmp, stores[f"pair{i}"], conf, affinity, name=f"pair{i}")
                                    for i, affinity in enumerate(pair_affinities(opts.cpu_affinity), start=1)])
                 servers.extend(pair.servers)
                 live[kind] = pair
