@@ -716,7 +716,7 @@ def targets(by: dict[str, Result]) -> list[tuple[str, str, bool | str | None]]:
     if ok("b", "g"):
         v = by["g"].rps / by["b"].rps
         share = f"; (e) reaches {by['e'].rps / by['g'].rps:.0%} of it" if ok("e") else ""
-        out.append(("  this machine's ceiling: 2 separate servers sharing nothing", f"{v:.2f} x (g/b){share}", "info"))
+        out.append(("  this machine's ceiling: 2 separate servers, a store each", f"{v:.2f} x (g/b){share}", "info"))
     if ok("d", "f"):
         v = by["f"].p50_ms / by["d"].p50_ms
         out.append((f"p50 validateTOTP at {by['f'].label.split(', ')[1]} <= 1.2 x at {by['d'].label.split(', ')[1]}",
