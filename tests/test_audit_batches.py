@@ -1,6 +1,6 @@
-"""On SQLite, audit rows of calls that only read are stored many per transaction (server/audit_batches.py),
-and a call is answered only once its row is stored; read-only transactions refuse writes
-(store/database.py)."""
+"""On SQLite, audit rows of calls that only read are stored many per transaction, at the end of each round of
+the database thread (server/database_rounds.py), and a call is answered only once its row is stored; read-only
+transactions refuse writes (store/database.py)."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ class Services:
     authenticator: Authenticator
     observe: Callable[[audit.AuditEvent], None] = lambda event: None  # e.g. metrics, after each audit event
     # The server stores the audit rows of calls that wrote nothing else many to a transaction, and answers
-    # those calls once their rows are stored (server/audit_batches.py): such calls then only read.
+    # those calls once their rows are stored (server/database_rounds.py): such calls then only read.
     batch_audit: bool = False
 
 

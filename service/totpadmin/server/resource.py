@@ -19,9 +19,8 @@ from twisted.web import resource, server
 from ..api.endpoint import Endpoint
 from ..api.messages import ApiReply, ApiRequest
 from ..api.wsdl import WsdlDocument
-from ..core.errors import StoreUnavailable
 from ..core.throttle import LoginThrottle
-from .audit_batches import AuditBatches
+from .database_rounds import DatabaseRounds, RowsNotStored
 from .observability import Metrics
 from .routing import SERVICE, route
 
@@ -52,13 +51,13 @@ class ServicesResource(resource.Resource):
     isLeaf = True
 
     def __init__(self, reactor, pool: ThreadPool, hash_pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument,
-                 throttle: LoginThrottle, metrics: Metrics, audit: AuditBatches, *,
+                 throttle: LoginThrottle, metrics: Metrics, rounds: DatabaseRounds | None, *,
                  hide_wsdl: bool, public_host: str | None, https: bool):
         super().__init__()
         self._reactor = reactor
         self._pool = pool  # the database threads
+        self._rounds = rounds  # on SQLite: the database thread's calls in rounds, audit rows stored at their end
         self._hash_pool = hash_pool
-        self._audit = audit
         self._endpoint = endpoint
         self._wsdl = wsdl
         self._throttle = throttle
@@ -100,20 +99,25 @@ class ServicesResource(resource.Resource):
         self.in_flight += 1
         d = task.deferLater(self._reactor, verdict.delay, lambda: None) if verdict.delay else defer.succeed(None)
         d.addCallback(lambda _: self._call(api_request))
-        d.addCallback(self._store_audit, api_request)
+        d.addErrback(self._unstored, api_request)
         d.addErrback(self._internal_error)
         d.addCallback(self._count_login, user, api_request.peer)
         d.addCallback(lambda reply: self._finish(request, reply, started))
         d.addBoth(self._done)
         return server.NOT_DONE_YET
 
+    def _on_database(self, function, *args) -> defer.Deferred:
+        if self._rounds is not None:
+            return self._rounds.run(function, *args)
+        return deferToThreadPool(self._reactor, self._pool, function, *args)
+
     def _call(self, api_request: ApiRequest) -> defer.Deferred:
         if self._endpoint.login_is_cached(api_request):
-            return deferToThreadPool(self._reactor, self._pool, self._endpoint.handle, api_request)
+            return self._on_database(self._endpoint.handle, api_request)
         # A password to hash (Argon2, tens of ms): on a pool of its own, between two steps on the database
         # threads, so that it holds neither those threads, which every call queues for, nor a connection
         # (SQLite has one of each).
-        d = deferToThreadPool(self._reactor, self._pool, self._endpoint.find_login, api_request)
+        d = self._on_database(self._endpoint.find_login, api_request)
         d.addCallback(self._check_password, api_request)
         d.addCallback(self._after_login, api_request)
         return d
@@ -127,21 +131,13 @@ class ServicesResource(resource.Resource):
         if isinstance(caller, ApiReply):
             return caller
         if caller is None:
-            return deferToThreadPool(self._reactor, self._pool, self._endpoint.refuse_login, api_request)
-        return deferToThreadPool(self._reactor, self._pool, self._endpoint.handle, api_request, caller)
-
-    def _store_audit(self, reply: ApiReply, api_request: ApiRequest):
-        """The reply, once the call's audit event is stored (if the call left it to us)."""
-        if reply.unstored_event is None:
-            return reply
-        d = self._audit.store(reply.unstored_event)
-        d.addCallback(lambda _: reply)
-        d.addErrback(self._unstored, api_request)
-        return d
+            return self._on_database(self._endpoint.refuse_login, api_request)
+        return self._on_database(self._endpoint.handle, api_request, caller)
 
     def _unstored(self, failure, api_request: ApiRequest) -> ApiReply:
-        failure.trap(StoreUnavailable)
-        return replace(self._endpoint.store_unavailable(api_request, failure.value), authenticated=True)
+        """The call ran, but its audit row could not be stored: its answer is withheld."""
+        failure.trap(RowsNotStored)
+        return replace(self._endpoint.store_unavailable(api_request, failure.value.cause), authenticated=True)
 
     def _count_login(self, reply: ApiReply, user: str, peer: str) -> ApiReply:
         if reply.authenticated is False:

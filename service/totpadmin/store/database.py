@@ -182,7 +182,7 @@ class Database:
     @property
     def single_writer(self) -> bool:
         """Whether writers take turns on the whole database (SQLite), so that fewer, larger write
-        transactions pay off (see server/audit_batches.py)."""
+        transactions pay off (see server/database_rounds.py)."""
         return self.engine.dialect.name == "sqlite"
 
     @property

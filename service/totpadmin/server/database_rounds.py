@@ -1,0 +1,107 @@
+"""SQLite's one database thread, working in rounds, with the audit rows of each round stored together.
+
+On SQLite every call runs on one database thread (store/database.py: one connection per process). Handed
+over one by one, each call costs a wake-up of that thread and, with its answer, one of the reactor; and
+the audit row of a call that only read (an initTOTP of an enrolled user, isTOTPEnabled,
+retrieveSecretKey; ApiReply.unstored_event) needed a further job and a further wake-up to be stored.
+Here the calls wait in a queue: a round takes every call waiting when it starts and runs them back to
+back, stores the audit rows they left in one transaction (group commit: one turn at the writer lock
+for them all, and with ``--workers`` one change of the file for the other processes to notice), then
+hands all their answers to the reactor at once. Calls that arrive meanwhile make the next round.
+
+A call is answered only once its row is stored; if the store fails, each call that left a row fails
+with :class:`RowsNotStored` (any other error, a bug, as itself) and its answer is withheld. Not used on PostgreSQL, whose connections
+commit side by side on a thread each (batching its audit rows measured 5-15 % slower).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import replace
+from typing import Callable
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from ..api.messages import ApiReply
+from ..core.audit import AuditEvent
+from ..core.errors import StoreUnavailable
+
+
+class RowsNotStored(Exception):
+    """The audit rows of a round could not be stored (``cause``: the store's error)."""
+
+    def __init__(self, cause: StoreUnavailable):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class DatabaseRounds:
+    def __init__(self, reactor, pool: ThreadPool, store: Callable[[list[AuditEvent]], None],
+                 stored: Callable[[list[AuditEvent]], None] = lambda events: None):
+        """``pool``: the database thread; ``store`` writes a list of events in one transaction (blocking)
+        or raises (StoreUnavailable when the store failed); ``stored`` sees each stored batch (on the
+        reactor thread)."""
+        self._reactor = reactor
+        self._pool = pool
+        self._store = store
+        self._stored = stored
+        self._lock = threading.Lock()  # the reactor adds calls, the database thread takes them
+        self._waiting: deque = deque()
+        self._working = False  # a job on the pool is taking rounds; it stops when none is waiting
+
+    def run(self, function: Callable, *args) -> defer.Deferred:
+        """``function(*args)`` in a coming round; fires with its result (an ApiReply's audit row stored)."""
+        done = defer.Deferred()
+        with self._lock:
+            self._waiting.append((function, args, done))
+            start, self._working = not self._working, True
+        if start:
+            self._pool.callInThread(self._work)
+        return done
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._waiting:
+                    self._working = False
+                    return
+                calls, self._waiting = self._waiting, deque()
+            self._round(calls)
+
+    def _round(self, calls) -> None:
+        results = []
+        events = []
+        for function, args, done in calls:
+            try:
+                result = function(*args)
+            except BaseException:  # as deferToThreadPool would: the caller's errback decides
+                result = Failure()
+            results.append((done, result))
+            if isinstance(result, ApiReply) and result.unstored_event is not None:
+                events.append(result.unstored_event)
+        error = None
+        if events:
+            try:
+                self._store(events)
+            except Exception:  # StoreUnavailable, or a bug: either way every call is answered
+                error = Failure()
+        self._reactor.callFromThread(self._answer, results, events, error)
+
+    def _answer(self, results, events: list[AuditEvent], error: Failure | None) -> None:
+        if events and error is None:
+            self._stored(events)
+        for done, result in results:
+            if isinstance(result, Failure):
+                done.errback(result)
+            elif isinstance(result, ApiReply) and result.unstored_event is not None:
+                if error is None:
+                    done.callback(replace(result, unstored_event=None))
+                elif error.check(StoreUnavailable):
+                    done.errback(RowsNotStored(error.value))
+                else:
+                    done.errback(error)
+            else:
+                done.callback(result)
