@@ -31,8 +31,8 @@ from ..core.usernames import SUPER_TENANT, UserRef
 from ..core.validation import Validation
 from ..store.database import Database
 from . import cpu_affinity, tls
-from .database_rounds import DatabaseRounds
 from .cpu_affinity import UnpinnedThreadPool
+from .database_rounds import DatabaseRounds
 from .observability import HealthResource, Metrics, ReadyResource, metrics_site
 from .resource import ServicesResource
 from .site import ServiceSite
