@@ -13,6 +13,7 @@ Scenarios (see BENCHMARKS.md):
   e  SOAP 1.1 initTOTP with serve --workers 2 (against b)
   g  SOAP 1.1 initTOTP on two separate 1-worker servers, a store and a CPU each, half the connections each:
      what this machine allows two processes that share nothing (the ceiling for e)
+  h  as b with half the connections: what one worker does with the load each worker of e and g gets
   f  form-POST validateTOTP with --users (10^6) enrolled users (against d)
   d1, f1  d and f with 1 connection: service time without queueing
 Each: wrk -t1 -cC -dDs after a W s warm-up (--repeat N: N measured runs, the median kept); req/s,
@@ -225,6 +226,8 @@ def scenarios(small: int, big: int, connections: int) -> list[Scenario]:
         Scenario("d", f"form-POST validateTOTP, {small:,} users", "one", users=(1, small), connections=c, **validate),
         Scenario("e", "SOAP 1.1 initTOTP, --workers 2", "two", users=(1, small), connections=c, **soap),
         Scenario("g", "SOAP 1.1 initTOTP, 2 separate servers", "pair", users=(1, small), connections=c, **soap),
+        Scenario("h", f"SOAP 1.1 initTOTP, 1 worker, {c // 2} connections", "one", users=(1, small),
+                 connections=c // 2, **soap),
         Scenario("f", f"form-POST validateTOTP, {big:,} users", "big", users=(1, big), connections=c, **validate),
         Scenario("d1", f"validateTOTP, {small:,} users, 1 connection", "one", users=(1, small), connections=1,
                  **validate),
@@ -717,6 +720,14 @@ def targets(by: dict[str, Result]) -> list[tuple[str, str, bool | str | None]]:
         v = by["g"].rps / by["b"].rps
         share = f"; (e) reaches {by['e'].rps / by['g'].rps:.0%} of it" if ok("e") else ""
         out.append(("  this machine's ceiling: 2 separate servers, a store each", f"{v:.2f} x (g/b){share}", "info"))
+    # (e)/(b) = 2 x (h/b) x (g/2h) x (e/g): one worker at half the connections, two processes that share
+    # nothing against twice that worker, and what --workers 2 loses by sharing the store.
+    if ok("b", "h"):
+        v = by["h"].rps / by["b"].rps
+        out.append(("  one worker at half the connections (each worker's share in e and g)", f"{v:.2f} x (h/b)", "info"))
+    if ok("g", "h"):
+        v = by["g"].rps / (2 * by["h"].rps)
+        out.append(("  2 separate servers against twice that one worker", f"{v:.2f} x (g/2h)", "info"))
     if ok("d", "f"):
         v = by["f"].p50_ms / by["d"].p50_ms
         out.append((f"p50 validateTOTP at {by['f'].label.split(', ')[1]} <= 1.2 x at {by['d'].label.split(', ')[1]}",
@@ -738,7 +749,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: 3 s per scenario, 1 s warm-up, 10^4 users")
     p.add_argument("--repeat", type=int, default=1,
                    help="measured runs per scenario; the one with the median req/s is reported (default 1)")
-    p.add_argument("--only", help="comma-separated scenario keys (a,b,c,d,e,g,f,d1,f1); default all")
+    p.add_argument("--only", help="comma-separated scenario keys (a,b,c,d,e,g,h,f,d1,f1); default all")
     p.add_argument("--database-url", type=loopback_url,
                    help="run on this PostgreSQL (127.0.0.1 only) instead of SQLite: each store in a fresh schema, "
                         "dropped at the end (e.g. postgresql+psycopg://root@127.0.0.1:5432/test)")
@@ -808,6 +819,9 @@ def main(argv=None) -> int:
         # scenarios are measured in rounds (a b c ... a b c ...): a change in the machine's background load
         # then hits every scenario alike instead of skewing one ratio.
         live: dict[str, Server | ServerPair] = {}
+        for s in chosen:
+            if s.connections < 1:  # (h) with --connections 1
+                results[s.key] = Result(s.key, s.label, note="skipped: needs --connections 2 or more")
         store_of = {"bare": None, "one": stores.get("small"), "two": stores.get("small"), "big": stores.get("big")}
         for kind in ("bare", "one", "two", "pair", "big"):
             group = [s for s in chosen if s.server == kind]
