@@ -107,6 +107,7 @@ class ServicesResource(resource.Resource):
         return server.NOT_DONE_YET
 
     def _on_database(self, function, *args) -> defer.Deferred:
+        """``function(*args)`` on the database threads: in a round on SQLite, a job of its own elsewhere."""
         if self._rounds is not None:
             return self._rounds.run(function, *args)
         return deferToThreadPool(self._reactor, self._pool, function, *args)
