@@ -50,6 +50,28 @@ class TestDatabase:
         finally:
             engine.dispose()
 
+    def audit_files(self) -> list[Path]:
+        """SQLite: the files where serving processes keep the audit rows of read-only calls."""
+        if self.schema is not None:
+            return []
+        main = Path(sa.make_url(self.url).database)
+        return sorted(main.parent.glob(main.stem + "-audit-[0-9]*.db"))
+
+    def query_audit(self, sql: str, **params) -> list[tuple]:
+        """``sql`` over the whole audit trail, as the view ``audit_trail``: ``audit_events`` and, on
+        SQLite, the audit files of read-only calls (``id`` is unique within a file only)."""
+        engine = self.engine()
+        try:
+            with engine.connect() as conn:
+                parts = ["SELECT * FROM audit_events"]
+                for n, path in enumerate(self.audit_files()):
+                    conn.exec_driver_sql(f"ATTACH DATABASE '{path}' AS audit{n}")
+                    parts.append(f"SELECT * FROM audit{n}.audit_events")
+                conn.exec_driver_sql(f"CREATE TEMP VIEW audit_trail AS {' UNION ALL '.join(parts)}")
+                return [tuple(r) for r in conn.execute(sa.text(sql), params)]
+        finally:
+            engine.dispose()
+
 
 @contextmanager
 def new_database(tmp_path: Path):

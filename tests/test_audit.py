@@ -166,7 +166,7 @@ def trail(tmp_path_factory) -> Trail:
 
 
 def _rows(srv):
-    return srv.database.query(f"SELECT {COLUMNS} FROM audit_events ORDER BY id")
+    return srv.database.query_audit(f"SELECT {COLUMNS} FROM audit_trail ORDER BY at, id")
 
 
 def test_one_row_per_call_with_its_request_id(trail):
@@ -188,11 +188,11 @@ def test_every_outcome_is_represented(trail):
 
 
 def test_no_secret_code_or_password_in_the_audit_table_or_the_log(trail):
-    everything = [str(v) for row in trail.server.database.query("SELECT * FROM audit_events") for v in row]
+    everything = [str(v) for row in trail.server.database.query_audit("SELECT * FROM audit_trail") for v in row]
     log = trail.server.log()
     assert "request=" in log  # the audit log lines are there at all
     for secret in trail.secrets:
-        assert not any(secret in v for v in everything), f"{secret!r} is in audit_events"
+        assert not any(secret in v for v in everything), f"{secret!r} is in the audit trail"
         assert secret not in log, f"{secret!r} is in the server log"
 
 
@@ -276,6 +276,6 @@ def test_calls_holding_nul_bytes_are_audited_too(make_server):
         refused = s.post(f"{srv.url}/resetTOTP", data={"username": "\x00admin"}, timeout=30)
     assert login.headers.get("X-Fault-Reason") == "Access Denied. Authentication failed - Invalid credentials provided."
     assert refused.headers.get("X-Fault-Reason", "").endswith("The username contains control characters")
-    rows = srv.database.query("SELECT request_id, caller, outcome, detail FROM audit_events ORDER BY id")
+    rows = srv.database.query_audit("SELECT request_id, caller, outcome, detail FROM audit_trail ORDER BY at, id")
     assert rows == [(login.headers["X-Request-ID"], "admin", "auth-failed", ""),
                     (refused.headers["X-Request-ID"], "admin", "fault", "InvalidUsername")]

@@ -1,6 +1,6 @@
 """On SQLite, audit rows of calls that only read are stored many per transaction, at the end of each round of
-the database thread (server/database_rounds.py), and a call is answered only once its row is stored; read-only
-transactions refuse writes (store/database.py)."""
+the database thread (server/database_rounds.py), in the serving process's own audit file (store/read_audit.py),
+and a call is answered only once its row is stored; read-only transactions refuse writes (store/database.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from conftest import free_port
 from totpadmin.core.audit import SUCCESS, AuditEvent
@@ -66,7 +67,7 @@ def test_read_calls_are_answered_after_their_rows_are_stored_in_batches(make_ser
     for _ in range(5):
         r = sessions[0].post(srv.url + "/initTOTP", data={"username": "alice"})  # enrolled: only reads
         assert r.status_code == 200, r.text
-        rows = srv.database.query("SELECT count(*) FROM audit_events WHERE request_id = :r", r=r.headers["x-request-id"])
+        rows = srv.database.query_audit("SELECT count(*) FROM audit_trail WHERE request_id = :r", r=r.headers["x-request-id"])
         assert rows == [(1,)], "answered, so its row is stored already"
 
     def calls(session):
@@ -80,7 +81,8 @@ def test_read_calls_are_answered_after_their_rows_are_stored_in_batches(make_ser
     with ThreadPoolExecutor(len(sessions)) as pool:
         ids = [i for each in pool.map(calls, sessions) for i in each]
     assert len(set(ids)) == 400
-    rows = srv.database.query("SELECT outcome, count(*) FROM audit_events WHERE operation = 'initTOTP' GROUP BY outcome")
+    rows = srv.database.query_audit(
+        "SELECT outcome, count(*) FROM audit_trail WHERE operation = 'initTOTP' GROUP BY outcome")
     assert rows == [("success", 406)]
 
     text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
@@ -98,10 +100,14 @@ def test_a_read_call_whose_row_cannot_be_stored_is_refused(make_server):
     session = srv.session()
     assert session.post(srv.url + "/initTOTP", data={"username": "alice"}).status_code == 200
     assert session.post(srv.url + "/isTOTPEnabled", data={"username": "alice"}).text.count("true") == 1
-    engine = srv.database.engine()
-    with engine.begin() as conn:  # the reads still work; storing the audit row fails
-        conn.exec_driver_sql("DROP TABLE audit_events")
-    engine.dispose()
+    # The reads still work; storing the audit row fails (SQLite: in the server's audit file of read calls).
+    files = srv.database.audit_files()
+    assert len(files) == (0 if srv.database.schema else 1)
+    for url in [f"sqlite:///{path}" for path in files] or [srv.database.url]:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE audit_events")
+        engine.dispose()
     r = session.post(srv.url + "/isTOTPEnabled", data={"username": "alice"})
     assert r.status_code == 500, r.text
     assert "true" not in r.text, "the answer of a call that could not be audited was withheld"

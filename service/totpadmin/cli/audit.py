@@ -28,8 +28,8 @@ def _timestamp(text: str) -> datetime:
     return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 
 
-def run(args, unit) -> int:
-    events = unit.audit.find(tenant=args.tenant.lower() if args.tenant else None, user=args.user,
+def run(args, db) -> int:
+    events = db.find_audit(tenant=args.tenant.lower() if args.tenant else None, user=args.user,
                              operation=args.operation, outcome=args.outcome, since=args.since, limit=args.limit)
     print("time\trequest\tsource\tcaller\toperation\ttarget\toutcome\tdetail")
     for e in events:

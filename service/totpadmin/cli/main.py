@@ -163,9 +163,9 @@ def _manage(args) -> int:
     db = open_database(store_settings(data_dir=args.data_dir, database_url=args.database_url),
                        with_keys=args.command == "qr")
     try:
+        if args.command == "audit":
+            return audit_cli.run(args, db)
         with db.transaction() as unit:
-            if args.command == "audit":
-                return audit_cli.run(args, unit)
             if args.command == "qr":
                 return qr_cli.run(args, qr_cli.otpauth_url(unit.accounts.find(parse_username(args.username),
                                                                                 for_update=False)))

@@ -103,10 +103,13 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
     hasher = PasswordHasher()
     db_pool = ThreadPool(minthreads=db.threads, maxthreads=db.threads, name="totp-admin database")
     # SQLite only: its one database thread takes calls in rounds and stores the audit rows of a round's
-    # read-only calls together (database_rounds.py). PostgreSQL commits side by side on many threads;
-    # batching its audit rows measured 5-15 % slower.
-    rounds = (DatabaseRounds(reactor, db_pool, db.add_audit_events, metrics.audit_batch_stored)
-              if db.single_writer else None)
+    # read-only calls together (database_rounds.py), in this process's own file (store/read_audit.py).
+    # PostgreSQL commits side by side on many threads; batching its audit rows measured 5-15 % slower.
+    rounds = None
+    if db.single_writer:
+        read_audit = db.claim_read_audit()
+        rounds = DatabaseRounds(reactor, db_pool, read_audit.add_events if read_audit else db.add_audit_events,
+                                metrics.audit_batch_stored)
     services = Services(
         settings=settings,
         db=db,

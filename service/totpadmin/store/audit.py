@@ -43,8 +43,8 @@ class AuditRepository:
 
     def find(self, *, tenant: str | None = None, user: str | None = None, operation: str | None = None,
              outcome: str | None = None, since: datetime | None = None, limit: int = 100) -> list[AuditRecord]:
-        """Newest first. ``user`` matches the caller or the target."""
-        query = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit)
+        """Newest first (by time, then id). ``user`` matches the caller or the target."""
+        query = select(AuditRecord).order_by(AuditRecord.at.desc(), AuditRecord.id.desc()).limit(limit)
         if tenant:
             query = query.where(AuditRecord.tenant == tenant)
         if user:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import create_engine, event, select
@@ -22,10 +23,13 @@ from ..core.secretbox import SecretBox
 from .accounts import AccountRepository
 from .audit import AuditRepository
 from . import schema
-from .models import Claim
+from .models import AuditRecord, Claim
 from .raw import RawStatements
+from .read_audit import ReadAudit
+from . import read_audit
 from .users import UserRepository
-from .writer_lock import WriterLock, for_sqlite_url
+from . import writer_lock
+from .writer_lock import WriterLock
 
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
@@ -46,6 +50,13 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+
+
+def _sqlite_file(database: str | None) -> Path | None:
+    """The file of a SQLite URL's database; None for an in-memory one (or a ``file:`` URI)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def _masked(url: str) -> str:
@@ -175,9 +186,9 @@ class Database:
         self.engine = make_engine(url, pool_size=pool_size)
         self.box = box
         self._raw = RawStatements(self.engine.dialect)
-        self._writer_lock: WriterLock | None = None
-        if self.engine.dialect.name == "sqlite":
-            self._writer_lock = for_sqlite_url(self.engine.url.database)
+        self._file = _sqlite_file(self.engine.url.database) if self.engine.dialect.name == "sqlite" else None
+        self._writer_lock: WriterLock | None = writer_lock.beside(self._file) if self._file else None
+        self._read_audit: ReadAudit | None = None
 
     @property
     def single_writer(self) -> bool:
@@ -272,6 +283,20 @@ class Database:
         except (StoreUnavailable, SQLAlchemyError):
             return False
 
+    def claim_read_audit(self) -> ReadAudit | None:
+        """A SQLite file's audit file for this process's read-only calls (see read_audit.py), held
+        until :meth:`dispose`; None where they go to ``audit_events`` (PostgreSQL, in-memory SQLite)."""
+        if self._read_audit is None and self._file is not None:
+            self._read_audit = ReadAudit.claim(self._file)
+        return self._read_audit
+
+    def find_audit(self, *, limit: int = 100, **filters) -> list[AuditRecord]:
+        """Audit events, newest first, from ``audit_events`` and on SQLite every read-only calls'
+        file (see read_audit.py); ``filters`` as AuditRepository.find."""
+        with self.transaction(read_only=True) as unit:
+            newest = unit.audit.find(limit=limit, **filters)
+        return newest if self._file is None else read_audit.find(self._file, newest, limit=limit, **filters)
+
     def ping(self) -> None:
         """One round trip to the database; :class:`StoreUnavailable` if it does not answer."""
         with self.transaction(read_only=True) as unit:
@@ -283,6 +308,9 @@ class Database:
             return set(unit.connection.scalars(select(Claim.key_id).where(Claim.key_id.is_not(None)).distinct()))
 
     def dispose(self) -> None:
+        if self._read_audit is not None:
+            self._read_audit.close()
+            self._read_audit = None
         self.engine.dispose()
         if self._writer_lock is not None:
             self._writer_lock.close()

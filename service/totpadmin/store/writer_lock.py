@@ -51,8 +51,6 @@ class WriterLock:
         self._fd = None
 
 
-def for_sqlite_url(database: str | None) -> WriterLock | None:
-    """The lock of a SQLite database file; None for an in-memory database."""
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return WriterLock(Path(database).with_name(Path(database).name + "-writer.lock"))
+def beside(database: Path) -> WriterLock:
+    """The lock of the SQLite database file ``database``."""
+    return WriterLock(database.with_name(database.name + "-writer.lock"))

@@ -1,0 +1,130 @@
+"""On SQLite, the audit rows of read-only calls go to a file of the serving process's own.
+
+A call that only reads (an initTOTP of an enrolled user, isTOTPEnabled, retrieveSecretKey) still leaves
+an audit row. Stored in the database file itself, every such row changed that file, and with
+``--workers`` each change emptied the other workers' SQLite page caches (WAL: a reader that sees a new
+commit drops its whole cache) and made them queue for the one writer lock: two workers served 1.5x one,
+against 1.8x for two servers that share nothing (BENCHMARKS.md, sessions 7 and 8). So each serving
+process claims a slot, ``totp-admin-audit-<n>.db`` beside ``totp-admin.db``, and stores the rows of its
+read-only calls there; read-only calls then change nothing the processes share.
+
+Rows of calls that change state stay in the database's ``audit_events``, in the transaction of the
+change. A slot is held with ``flock`` on ``<slot file>-lock`` for the life of the process, so that two
+processes never write one file and a restarted server reuses the slots of the ones before (the number
+of files stays the most processes that ever served at once). ``totp-admin audit`` reads the database
+and every slot file (:func:`find`). PostgreSQL keeps one table: its writers do not share a cache.
+
+A slot file has the table ``audit_events`` as the database does, and ``PRAGMA user_version``
+:data:`VERSION`; a migration that changes ``audit_events`` must change these files too.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import heapq
+import os
+import re
+from itertools import islice
+from pathlib import Path
+
+from sqlalchemy.exc import OperationalError
+
+from ..core.audit import AuditEvent
+from ..core.errors import StoreUnavailable
+from .models import AuditRecord
+from .schema import SchemaOutdated
+
+VERSION = 1
+_SLOT = re.compile(r"-audit-(\d+)\.db$")
+
+
+def slot_path(database: Path, slot: int) -> Path:
+    """The slot file ``slot`` of the SQLite database file ``database``."""
+    return database.with_name(f"{database.stem}-audit-{slot}.db")
+
+
+def slot_paths(database: Path) -> list[Path]:
+    """The slot files of ``database`` that exist, by slot number."""
+    found = [(int(m.group(1)), p) for p in database.parent.glob(f"{database.stem}-audit-*.db")
+             if (m := _SLOT.search(p.name)) and p.name == slot_path(database, int(m.group(1))).name]
+    return [p for _, p in sorted(found)]
+
+
+class ReadAudit:
+    """The slot file this process claimed: where the rows of its read-only calls go."""
+
+    def __init__(self, path: Path, lock_fd: int):
+        from .database import Database  # one engine setup (WAL, pragmas) for both kinds of file
+
+        self.path = path
+        self._lock_fd = lock_fd
+        self._db = Database(f"sqlite:///{path}")
+        try:
+            _prepare(self._db, path)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def claim(cls, database: Path) -> ReadAudit:
+        """The first free slot of ``database``, created if new; :class:`StoreUnavailable` if no slot
+        file can be made, :class:`SchemaOutdated` if a newer totp-admin wrote it."""
+        slot = 0
+        while True:
+            path = slot_path(database, slot)
+            try:
+                fd = os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot create {path}-lock: {exc.strerror}") from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another process serves with this slot
+                os.close(fd)
+                slot += 1
+                continue
+            return cls(path, fd)
+
+    def add_events(self, events: list[AuditEvent]) -> None:
+        """Store ``events`` in one transaction; :class:`StoreUnavailable` if nothing was written."""
+        self._db.add_audit_events(events)
+
+    def close(self) -> None:
+        self._db.dispose()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the slot
+            self._lock_fd = None
+
+
+def _prepare(db, path: Path) -> None:
+    try:
+        with db.engine.begin() as conn:
+            version = conn.exec_driver_sql("PRAGMA user_version").scalar()
+            if version > VERSION:
+                raise SchemaOutdated(f"{path} was written by a newer totp-admin (audit file version {version}, "
+                                     f"this one knows {VERSION}); upgrade totp-admin")
+            AuditRecord.__table__.create(conn, checkfirst=True)
+            if version < VERSION:
+                conn.exec_driver_sql(f"PRAGMA user_version = {VERSION}")
+    except OperationalError as exc:
+        raise StoreUnavailable(f"{path}: {exc.orig}") from exc
+
+
+def find(database: Path, newest: list[AuditRecord], *, limit: int, **filters) -> list[AuditRecord]:
+    """``newest`` (the database's own rows, newest first) merged with the rows of every slot file that
+    match ``filters`` (see AuditRepository.find), newest first, at most ``limit``."""
+    from .database import Database
+
+    lists = [newest]
+    for path in slot_paths(database):
+        db = Database(f"sqlite:///{path}")
+        try:
+            with db.transaction(read_only=True) as unit:
+                if unit.connection.exec_driver_sql("PRAGMA user_version").scalar() > VERSION:
+                    raise SchemaOutdated(f"{path} was written by a newer totp-admin; upgrade totp-admin")
+                if unit.connection.exec_driver_sql(
+                        "SELECT 1 FROM sqlite_master WHERE name = 'audit_events'").first() is None:
+                    continue  # claimed, not yet prepared
+                lists.append(unit.audit.find(limit=limit, **filters))
+        finally:
+            db.dispose()
+    return list(islice(heapq.merge(*lists, key=lambda r: (r.at, r.id), reverse=True), limit))
