@@ -287,7 +287,7 @@ class Database:
         """A SQLite file's audit file for this process's read-only calls (see read_audit.py), held
         until :meth:`dispose`; None where they go to ``audit_events`` (PostgreSQL, in-memory SQLite)."""
         if self._read_audit is None and self._file is not None:
-            self._read_audit = ReadAudit.claim(self._file)
+            self._read_audit = ReadAudit.claim(self._file, Database)
         return self._read_audit
 
     def find_audit(self, *, limit: int = 100, **filters) -> list[AuditRecord]:
@@ -295,7 +295,9 @@ class Database:
         file (see read_audit.py); ``filters`` as AuditRepository.find."""
         with self.transaction(read_only=True) as unit:
             newest = unit.audit.find(limit=limit, **filters)
-        return newest if self._file is None else read_audit.find(self._file, newest, limit=limit, **filters)
+        if self._file is None:
+            return newest
+        return read_audit.newest_first([newest, *read_audit.find(self._file, Database, limit=limit, **filters)], limit)
 
     def ping(self) -> None:
         """One round trip to the database; :class:`StoreUnavailable` if it does not answer."""

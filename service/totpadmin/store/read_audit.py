@@ -26,6 +26,7 @@ import os
 import re
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from sqlalchemy.exc import OperationalError
 
@@ -34,8 +35,10 @@ from ..core.errors import StoreUnavailable
 from .models import AuditRecord
 from .schema import SchemaOutdated
 
+if TYPE_CHECKING:
+    from .database import Database
+
 VERSION = 1
-_SLOT = re.compile(r"-audit-(\d+)\.db$")
 
 
 def slot_path(database: Path, slot: int) -> Path:
@@ -45,20 +48,19 @@ def slot_path(database: Path, slot: int) -> Path:
 
 def slot_paths(database: Path) -> list[Path]:
     """The slot files of ``database`` that exist, by slot number."""
+    name = re.compile(re.escape(database.stem) + r"-audit-(0|[1-9][0-9]*)\.db")
     found = [(int(m.group(1)), p) for p in database.parent.glob(f"{database.stem}-audit-*.db")
-             if (m := _SLOT.search(p.name)) and p.name == slot_path(database, int(m.group(1))).name]
+             if (m := name.fullmatch(p.name))]
     return [p for _, p in sorted(found)]
 
 
 class ReadAudit:
     """The slot file this process claimed: where the rows of its read-only calls go."""
 
-    def __init__(self, path: Path, lock_fd: int):
-        from .database import Database  # one engine setup (WAL, pragmas) for both kinds of file
-
+    def __init__(self, path: Path, lock_fd: int, open_database: Callable[[str], Database]):
         self.path = path
         self._lock_fd = lock_fd
-        self._db = Database(f"sqlite:///{path}")
+        self._db = open_database(f"sqlite:///{path}")
         try:
             _prepare(self._db, path)
         except BaseException:
@@ -66,9 +68,10 @@ class ReadAudit:
             raise
 
     @classmethod
-    def claim(cls, database: Path) -> ReadAudit:
-        """The first free slot of ``database``, created if new; :class:`StoreUnavailable` if no slot
-        file can be made, :class:`SchemaOutdated` if a newer totp-admin wrote it."""
+    def claim(cls, database: Path, open_database: Callable[[str], Database]) -> ReadAudit:
+        """The first free slot of ``database``, created if new and opened with ``open_database`` (a URL:
+        a Database); :class:`StoreUnavailable` if no slot file can be made, :class:`SchemaOutdated` if
+        a newer totp-admin wrote it."""
         slot = 0
         while True:
             path = slot_path(database, slot)
@@ -82,7 +85,7 @@ class ReadAudit:
                 os.close(fd)
                 slot += 1
                 continue
-            return cls(path, fd)
+            return cls(path, fd, open_database)
 
     def add_events(self, events: list[AuditEvent]) -> None:
         """Store ``events`` in one transaction; :class:`StoreUnavailable` if nothing was written."""
@@ -98,10 +101,7 @@ class ReadAudit:
 def _prepare(db, path: Path) -> None:
     try:
         with db.engine.begin() as conn:
-            version = conn.exec_driver_sql("PRAGMA user_version").scalar()
-            if version > VERSION:
-                raise SchemaOutdated(f"{path} was written by a newer totp-admin (audit file version {version}, "
-                                     f"this one knows {VERSION}); upgrade totp-admin")
+            version = _version(conn, path)
             AuditRecord.__table__.create(conn, checkfirst=True)
             if version < VERSION:
                 conn.exec_driver_sql(f"PRAGMA user_version = {VERSION}")
@@ -109,22 +109,32 @@ def _prepare(db, path: Path) -> None:
         raise StoreUnavailable(f"{path}: {exc.orig}") from exc
 
 
-def find(database: Path, newest: list[AuditRecord], *, limit: int, **filters) -> list[AuditRecord]:
-    """``newest`` (the database's own rows, newest first) merged with the rows of every slot file that
-    match ``filters`` (see AuditRepository.find), newest first, at most ``limit``."""
-    from .database import Database
+def _version(conn, path: Path) -> int:
+    """The file's version; :class:`SchemaOutdated` if a newer totp-admin wrote it."""
+    version = conn.exec_driver_sql("PRAGMA user_version").scalar()
+    if version > VERSION:
+        raise SchemaOutdated(f"{path} was written by a newer totp-admin (audit file version {version}, "
+                             f"this one knows {VERSION}); upgrade totp-admin")
+    return version
 
-    lists = [newest]
+
+def find(database: Path, open_database: Callable[[str], Database], *, limit: int,
+         **filters) -> list[list[AuditRecord]]:
+    """For each audit file of ``database``: its rows that match ``filters`` (see AuditRepository.find),
+    newest first, at most ``limit``."""
+    found = []
     for path in slot_paths(database):
-        db = Database(f"sqlite:///{path}")
+        db = open_database(f"sqlite:///{path}")
         try:
             with db.transaction(read_only=True) as unit:
-                if unit.connection.exec_driver_sql("PRAGMA user_version").scalar() > VERSION:
-                    raise SchemaOutdated(f"{path} was written by a newer totp-admin; upgrade totp-admin")
-                if unit.connection.exec_driver_sql(
-                        "SELECT 1 FROM sqlite_master WHERE name = 'audit_events'").first() is None:
+                if _version(unit.connection, path) == 0:
                     continue  # claimed, not yet prepared
-                lists.append(unit.audit.find(limit=limit, **filters))
+                found.append(unit.audit.find(limit=limit, **filters))
         finally:
             db.dispose()
+    return found
+
+
+def newest_first(lists: list[list[AuditRecord]], limit: int) -> list[AuditRecord]:
+    """Lists of rows, each newest first, merged: newest first (by time, then id), at most ``limit``."""
     return list(islice(heapq.merge(*lists, key=lambda r: (r.at, r.id), reverse=True), limit))
