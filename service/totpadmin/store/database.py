@@ -25,7 +25,6 @@ from .audit import AuditRepository
 from . import schema
 from .models import AuditRecord, Claim
 from .raw import RawStatements
-from .read_audit import ReadAudit
 from . import read_audit
 from .users import UserRepository
 from . import writer_lock
@@ -188,7 +187,7 @@ class Database:
         self._raw = RawStatements(self.engine.dialect)
         self._file = _sqlite_file(self.engine.url.database) if self.engine.dialect.name == "sqlite" else None
         self._writer_lock: WriterLock | None = writer_lock.beside(self._file) if self._file else None
-        self._read_audit: ReadAudit | None = None
+        self._read_audit: read_audit.ReadAudit | None = None
 
     @property
     def single_writer(self) -> bool:
@@ -283,11 +282,11 @@ class Database:
         except (StoreUnavailable, SQLAlchemyError):
             return False
 
-    def claim_read_audit(self) -> ReadAudit | None:
+    def claim_read_audit(self) -> read_audit.ReadAudit | None:
         """A SQLite file's audit file for this process's read-only calls (see read_audit.py), held
         until :meth:`dispose`; None where they go to ``audit_events`` (PostgreSQL, in-memory SQLite)."""
         if self._read_audit is None and self._file is not None:
-            self._read_audit = ReadAudit.claim(self._file, Database)
+            self._read_audit = read_audit.ReadAudit.claim(self._file, Database)
         return self._read_audit
 
     def find_audit(self, *, limit: int = 100, **filters) -> list[AuditRecord]:
@@ -297,7 +296,8 @@ class Database:
             newest = unit.audit.find(limit=limit, **filters)
         if self._file is None:
             return newest
-        return read_audit.newest_first([newest, *read_audit.find(self._file, Database, limit=limit, **filters)], limit)
+        in_files = read_audit.find(self._file, Database, limit=limit, **filters)
+        return read_audit.newest_first([newest, *in_files], limit)
 
     def ping(self) -> None:
         """One round trip to the database; :class:`StoreUnavailable` if it does not answer."""

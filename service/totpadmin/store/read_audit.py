@@ -57,15 +57,10 @@ def slot_paths(database: Path) -> list[Path]:
 class ReadAudit:
     """The slot file this process claimed: where the rows of its read-only calls go."""
 
-    def __init__(self, path: Path, lock_fd: int, open_database: Callable[[str], Database]):
+    def __init__(self, path: Path, lock_fd: int, db: Database):
         self.path = path
         self._lock_fd = lock_fd
-        self._db = open_database(f"sqlite:///{path}")
-        try:
-            _prepare(self._db, path)
-        except BaseException:
-            self.close()
-            raise
+        self._db = db
 
     @classmethod
     def claim(cls, database: Path, open_database: Callable[[str], Database]) -> ReadAudit:
@@ -85,7 +80,18 @@ class ReadAudit:
                 os.close(fd)
                 slot += 1
                 continue
-            return cls(path, fd, open_database)
+            try:
+                db = open_database(f"sqlite:///{path}")
+            except BaseException:
+                os.close(fd)
+                raise
+            claimed = cls(path, fd, db)
+            try:
+                _prepare(db, path)
+            except BaseException:
+                claimed.close()
+                raise
+            return claimed
 
     def add_events(self, events: list[AuditEvent]) -> None:
         """Store ``events`` in one transaction; :class:`StoreUnavailable` if nothing was written."""
