@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from .database import Unit
 
 _COLUMNS = ("at", "request_id", "source", "caller", "operation", "target", "tenant", "outcome", "detail")
-# Run on the driver's cursor (store/raw.py): every column named.
-_INSERT = insert(AuditRecord.__table__).values(**{name: bindparam(f"b_{name}") for name in _COLUMNS})
+# Run on the driver's cursor (store/raw.py): every column named; its parameters: insert_params.
+INSERT = insert(AuditRecord.__table__).values(**{name: bindparam(f"b_{name}") for name in _COLUMNS})
 
 _MAX = 255
 
@@ -29,17 +29,20 @@ def _text(value: str | None, limit: int = _MAX) -> str | None:
     return "".join(ch if ch.isprintable() else "?" for ch in value[:limit])
 
 
+def insert_params(event: AuditEvent) -> dict:
+    """The parameters of :data:`INSERT` for ``event``, recorded now."""
+    return {"b_at": _now(), "b_request_id": _text(event.request_id, 64), "b_source": _text(event.source, 64),
+            "b_caller": _text(event.caller), "b_operation": _text(event.operation, 64),
+            "b_target": _text(event.target), "b_tenant": _text(event.tenant), "b_outcome": event.outcome,
+            "b_detail": _text(event.detail)}
+
+
 class AuditRepository:
     def __init__(self, unit: Unit):
         self._unit = unit
 
     def add(self, event: AuditEvent) -> None:
-        values = dict(
-            at=_now(), request_id=_text(event.request_id, 64), source=_text(event.source, 64),
-            caller=_text(event.caller), operation=_text(event.operation, 64), target=_text(event.target),
-            tenant=_text(event.tenant), outcome=event.outcome, detail=_text(event.detail),
-        )
-        self._unit.change(_INSERT, {f"b_{name}": value for name, value in values.items()})
+        self._unit.change(INSERT, insert_params(event))
 
     def find(self, *, tenant: str | None = None, user: str | None = None, operation: str | None = None,
              outcome: str | None = None, since: datetime | None = None, limit: int = 100) -> list[AuditRecord]:

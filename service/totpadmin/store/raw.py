@@ -71,12 +71,26 @@ class RawStatements:
         """Run an INSERT, UPDATE or DELETE; the number of rows it matched."""
         return self._run(conn, statement, params, lambda cursor: cursor.rowcount)
 
+    def change_many(self, dbapi_connection, statement: ClauseElement, params: list[dict]) -> None:
+        """Run an INSERT, UPDATE or DELETE once per parameter set (the driver's executemany), on a driver
+        connection."""
+        compiled = self._compile(statement)
+        self._on_cursor(dbapi_connection, compiled,
+                        lambda cursor: cursor.executemany(compiled.sql, [compiled.arguments(p) for p in params]))
+
     def _run(self, conn: Connection, statement: ClauseElement, params: dict, result):
         compiled = self._compile(statement)
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
+
+        def execute(cursor):
             cursor.execute(compiled.sql, compiled.arguments(params))
             return result(cursor)
+
+        return self._on_cursor(conn.connection.dbapi_connection, compiled, execute)
+
+    def _on_cursor(self, dbapi_connection, compiled: _Compiled, work):
+        cursor = dbapi_connection.cursor()
+        try:
+            return work(cursor)
         except self._dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(compiled.sql, None, exc, self._dialect.loaded_dbapi.Error,
                                       hide_parameters=True, dialect=self._dialect) from exc
