@@ -89,6 +89,55 @@ def memoize_content_type_parsing() -> None:
         http._parseContentType = functools.lru_cache(maxsize=64)(http._parseContentType)
 
 
+def send_tcp_writes_at_once() -> None:
+    """twisted/twisted#5303 (open since 2011): a TCP transport's ``write`` only buffers. The bytes leave
+    on a later loop iteration, once epoll reports the socket writable, which costs that iteration and
+    two ``epoll_ctl`` calls (watch for writable, stop watching) per answer. Over TLS it comes on top of
+    Twisted's own deferral (``BufferingTLSTransport`` gathers an answer's writes and hands them to TCP
+    at the start of the next iteration), so an answer took two iterations to leave instead of one:
+    ~0.2 reactor iterations and ~1-3 % of the CPU per SOAP call (BENCHMARKS.md, session 10).
+
+    When nothing is waiting in the buffer, send at once and buffer only what the kernel did not take, so
+    order is kept. Everything else takes Twisted's own path: a connection that is closing or half-closed,
+    one with a pull producer (which only ``doWrite`` asks for more), and a send that fails (``doWrite``
+    meets the error again and closes the connection as usual). Twisted is imported here, not at module
+    level: the api layer imports this module and stays free of Twisted."""
+    from twisted.internet import tcp
+
+    if getattr(tcp.Connection.write, "sends_at_once", False):
+        return
+    buffered_write = tcp.Connection.write  # abstract.FileDescriptor's
+    buffered_write_sequence = tcp.Connection.writeSequence
+
+    def may_send_now(connection) -> bool:
+        return (connection.connected and not connection.disconnecting and not connection._writeDisconnecting
+                and not connection._writeDisconnected and not connection.dataBuffer
+                and not connection._tempDataBuffer
+                and (connection.producer is None or connection.streamingProducer))
+
+    def write(self, data):
+        if type(data) is bytes and data and may_send_now(self):
+            sent = self.writeSomeData(data)  # at most SEND_LIMIT bytes; 0 if the socket would block
+            if not isinstance(sent, int):
+                buffered_write(self, data)  # the connection is lost: doWrite reports it
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
+        buffered_write(self, data)
+
+    def writeSequence(self, iovec):  # noqa: N802 (Twisted's name)
+        parts = list(iovec)
+        if may_send_now(self) and all(type(part) is bytes for part in parts):
+            write(self, b"".join(parts))
+        else:
+            buffered_write_sequence(self, parts)
+
+    write.sends_at_once = True
+    tcp.Connection.write = write
+    tcp.Connection.writeSequence = writeSequence
+
+
 def apply() -> None:
     _patch_spyne_six()
     _quiet_spyne_logging()

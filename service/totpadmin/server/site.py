@@ -45,6 +45,7 @@ class ServiceSite(server.Site):
 
     def __init__(self, root, *, max_body_bytes: int):
         upstream_fixes.memoize_content_type_parsing()
+        upstream_fixes.send_tcp_writes_at_once()
         super().__init__(root, timeout=IDLE_TIMEOUT_SECONDS)
         self.max_body_bytes = max_body_bytes
 
