@@ -127,3 +127,48 @@ def test_an_audit_file_of_a_newer_totp_admin_stops_the_server(make_server, datab
     refused = srv.cli("audit", check=False)
     assert refused.returncode == 2
     assert f"{newer} was written by a newer totp-admin" in refused.stderr
+
+
+def test_an_audit_file_is_indexed_by_time_only(make_server, database):
+    """Each index is another page every round writes: an audit file keeps the one on time (newest first)
+    and goes without those on caller, target and tenant, also when it was made with them (before)."""
+    sqlite_only(database)
+    srv = make_server(start=False)
+    srv.data_dir.mkdir(parents=True, exist_ok=True)
+    made_before = srv.data_dir / "totp-admin-audit-0.db"
+    conn = sqlite3.connect(made_before)
+    with conn:
+        conn.execute("CREATE TABLE audit_events (id INTEGER PRIMARY KEY, at DATETIME NOT NULL,"
+                     " request_id VARCHAR(64) NOT NULL, source VARCHAR(64) NOT NULL, caller VARCHAR(255) NOT NULL,"
+                     " operation VARCHAR(64) NOT NULL, target VARCHAR(255), tenant VARCHAR(255),"
+                     " outcome VARCHAR(16) NOT NULL, detail VARCHAR(255) NOT NULL)")
+        for column in ("at", "caller", "target", "tenant"):
+            conn.execute(f"CREATE INDEX ix_audit_events_{column} ON audit_events ({column})")
+        conn.execute("INSERT INTO audit_events VALUES (1, '2026-01-01 00:00:00.000000', 'made-before',"
+                     " '127.0.0.1', 'admin', 'isTOTPEnabled', 'alice', 'carbon.super', 'success', '')")
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+
+    def indexes(path) -> set[str]:
+        conn = sqlite3.connect(path)
+        try:
+            return {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events'")}
+        finally:
+            conn.close()
+
+    srv.start()
+    srv.cli("user", "add", "alice", input="alice-password\n")
+    r = srv.session().post(srv.url + "/isTOTPEnabled", data={"username": "alice"})
+    assert r.status_code == 200
+    assert indexes(made_before) == {"ix_audit_events_at"}
+    listed = {row[1] for row in audit_cli(srv, "--user", "alice")}
+    assert {"made-before", r.headers["X-Request-ID"]} <= listed, "rows before and after are listed"
+    assert srv.stop() == 0
+
+    srv.start("--workers", "2")
+    session = srv.session()
+    for _ in range(8):
+        assert session.post(srv.url + "/isTOTPEnabled", data={"username": "alice"}).status_code == 200
+    assert len(database.audit_files()) == 2
+    assert [indexes(path) for path in database.audit_files()] == [{"ix_audit_events_at"}] * 2

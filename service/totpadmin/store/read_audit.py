@@ -14,8 +14,9 @@ processes never write one file and a restarted server reuses the slots of the on
 of files stays the most processes that ever served at once). ``totp-admin audit`` reads the database
 and every slot file (:func:`find`). PostgreSQL keeps one table: its writers do not share a cache.
 
-A slot file has the table ``audit_events`` as the database does, and ``PRAGMA user_version``
-:data:`VERSION`; a migration that changes ``audit_events`` must change these files too.
+A slot file has the table ``audit_events`` as the database does, indexed by time only
+(:data:`UNINDEXED_COLUMNS`), and ``PRAGMA user_version`` :data:`VERSION`; a migration that changes
+``audit_events`` must change these files too.
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ if TYPE_CHECKING:
     from .database import Database
 
 VERSION = 1
+
+# Columns whose indexes the slot files do without. Every row of a round dirtied a page of each index,
+# of the one on target at random: a round of five rows appended ~12 pages to the file's WAL, and with
+# the index on time alone ~3, with a quarter of the checkpoints (fsyncs). A worker with five calls in
+# flight spends a few percent less CPU per call (BENCHMARKS.md, session 10).
+# ``totp-admin audit --user/--tenant`` then reads a slot file from its newest row (the index on ``at``)
+# until it has --limit matches. Files made before (same VERSION) lose these indexes when next claimed.
+UNINDEXED_COLUMNS = frozenset({"caller", "target", "tenant"})
 
 
 def slot_path(database: Path, slot: int) -> Path:
@@ -143,6 +152,9 @@ def _prepare(db, path: Path) -> None:
         with db.engine.begin() as conn:
             version = _version(conn, path)
             AuditRecord.__table__.create(conn, checkfirst=True)
+            for index in AuditRecord.__table__.indexes:
+                if {column.name for column in index.columns} <= UNINDEXED_COLUMNS:
+                    conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{index.name}"')
             if version < VERSION:
                 conn.exec_driver_sql(f"PRAGMA user_version = {VERSION}")
     except OperationalError as exc:
