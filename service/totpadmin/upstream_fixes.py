@@ -100,14 +100,16 @@ def send_tcp_writes_at_once() -> None:
     When nothing is waiting in the buffer, send at once and buffer only what the kernel did not take, so
     order is kept. Everything else takes Twisted's own path: a connection that is closing or half-closed,
     one with a pull producer (which only ``doWrite`` asks for more), and a send that fails (``doWrite``
-    meets the error again and closes the connection as usual). Twisted is imported here, not at module
-    level: the api layer imports this module and stays free of Twisted."""
+    meets the error again and closes the connection as usual). ``writeSequence`` keeps buffering: plain
+    HTTP writes an answer's headers with it and then its body with ``write``, and sent one by one they
+    would be two segments, the second held by Nagle's algorithm until the first is acknowledged. (Over
+    TLS both reach TCP as one write.) Twisted is imported here, not at module level: the api layer
+    imports this module and stays free of Twisted."""
     from twisted.internet import tcp
 
     if getattr(tcp.Connection.write, "sends_at_once", False):
         return
     buffered_write = tcp.Connection.write  # abstract.FileDescriptor's
-    buffered_write_sequence = tcp.Connection.writeSequence
 
     def may_send_now(connection) -> bool:
         return (connection.connected and not connection.disconnecting and not connection._writeDisconnecting
@@ -126,16 +128,8 @@ def send_tcp_writes_at_once() -> None:
             data = data[sent:]
         buffered_write(self, data)
 
-    def writeSequence(self, iovec):  # noqa: N802 (Twisted's name)
-        parts = list(iovec)
-        if may_send_now(self) and all(type(part) is bytes for part in parts):
-            write(self, b"".join(parts))
-        else:
-            buffered_write_sequence(self, parts)
-
     write.sends_at_once = True
     tcp.Connection.write = write
-    tcp.Connection.writeSequence = writeSequence
 
 
 def apply() -> None:
