@@ -101,10 +101,10 @@ def send_tcp_writes_at_once() -> None:
     order is kept. Everything else takes Twisted's own path: a connection that is closing or half-closed,
     one with a pull producer (which only ``doWrite`` asks for more), and a send that fails (``doWrite``
     meets the error again and closes the connection as usual). ``writeSequence`` keeps buffering: plain
-    HTTP writes an answer's headers with it and then its body with ``write``, and sent one by one they
-    would be two segments, the second held by Nagle's algorithm until the first is acknowledged. (Over
-    TLS both reach TCP as one write.) Twisted is imported here, not at module level: the api layer
-    imports this module and stays free of Twisted."""
+    HTTP writes an answer's headers with it and then its body with ``write``, which so leave in one send
+    instead of two (HTTPChannel sets TCP_NODELAY, so nothing would hold the second back; over TLS both
+    reach TCP as one write anyway). Twisted is imported here, not at module level: the api layer imports
+    this module and stays free of Twisted."""
     from twisted.internet import tcp
 
     if getattr(tcp.Connection.write, "sends_at_once", False):
