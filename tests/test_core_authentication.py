@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from totpadmin.core.authentication import Authenticator
+from totpadmin.core.authentication import Authenticator, CacheState
 from totpadmin.core.credential_cache import CredentialCache
 from totpadmin.core.errors import AuthenticationFailed
 from totpadmin.core.passwords import PasswordHasher
@@ -311,3 +311,32 @@ def test_cache_never_holds_the_password(db, auth, cache, hasher):
         assert b"alice" not in key
         assert password not in repr(entry)
     assert password not in repr(vars(cache))
+
+
+def test_an_entry_is_due_for_renewal_in_the_last_quarter_of_its_life():
+    clock = FakeClock()
+    cache = CredentialCache(ttl=60.0, clock=clock)
+    cache.put("alice", "pw", 7, "hash")
+    clock.now += 44.9
+    assert not cache.renewal_due(cache.get("alice", "pw"))
+    clock.now += 0.1
+    assert cache.renewal_due(cache.get("alice", "pw"))
+    cache.put("alice", "pw", 7, "hash")  # renewed: a whole life again
+    assert not cache.renewal_due(cache.get("alice", "pw"))
+
+
+def test_cache_state_and_login_key(db, hasher):
+    clock = FakeClock()
+    auth = Authenticator(hasher, CredentialCache(ttl=60.0, clock=clock))
+    assert auth.cache_state("alice", "pw") is CacheState.MISSING
+    login(db, auth, "alice", "pw")
+    assert auth.cache_state("alice", "pw") is CacheState.CACHED
+    assert auth.cache_state("alice", "other") is CacheState.MISSING
+    clock.now += 50
+    assert auth.cache_state("alice", "pw") is CacheState.RENEWAL_DUE
+    clock.now += 10
+    assert auth.cache_state("alice", "pw") is CacheState.MISSING
+    key = auth.login_key("alice", "pw")
+    assert key == auth.login_key("alice", "pw")
+    assert len({key, auth.login_key("alice", "pw2"), auth.login_key("alic", "epw")}) == 3
+    assert b"pw" not in key and key != Authenticator(hasher, CredentialCache()).login_key("alice", "pw")

@@ -10,6 +10,7 @@ from dataclasses import replace
 from sqlalchemy import text
 
 from test_fastpath import endpoints, op, request, soap  # noqa: F401 (endpoints is a fixture)
+from totpadmin.core.authentication import CacheState
 from totpadmin.core.usernames import SUPER_TENANT, UserRef
 
 
@@ -32,7 +33,7 @@ def test_the_password_is_checked_while_another_thread_holds_the_database(endpoin
         assert right.result(timeout=20).ref == UserRef(SUPER_TENANT, "admin")
         assert wrong.result(timeout=20) is None
         assert unknown.result(timeout=20) is None
-    assert endpoint.login_is_cached(req), "a right password is remembered for the next call"
+    assert endpoint.login_state(req) is CacheState.CACHED, "a right password is remembered for the next call"
 
 
 def test_a_refused_login_is_audited_and_answered_as_before(endpoints):  # noqa: F811

@@ -149,6 +149,20 @@ def test_missing_totp_properties_stops_the_server(make_server):
     assert_clean_error(srv.log(), str(srv.conf_dir / "totp.properties"), "not found")
 
 
+@pytest.mark.parametrize("name, value, words", [
+    ("TOTP_CREDENTIAL_CACHE_SECONDS", "0", ["between 1 and 3600"]),
+    ("TOTP_CREDENTIAL_CACHE_SECONDS", "a minute", ["whole number"]),
+    ("TOTP_MAX_BODY_BYTES", "12", ["between 1024"]),
+])
+def test_bad_environment_value_stops_the_server(make_server, name, value, words):
+    srv = make_server(start=False)
+    srv.env[name] = value
+    assert exits_with(srv) == 2
+    log = srv.log()
+    assert_clean_error(log, f"environment {name}", "configuration error", *words)
+    assert names_key_and_value(log, name, value), log
+
+
 CARBON_NS = "http://wso2.org/projects/carbon/carbon.xml"
 
 

@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 
 from ..core import audit
-from ..core.authentication import LoginRecord
+from ..core.authentication import CacheState, LoginRecord
 from ..core.errors import AuthenticationFailed, StoreUnavailable
 from ..core.principal import Principal
 from . import faults
@@ -37,10 +37,17 @@ class Endpoint:
             return self._challenge
         return None
 
-    def login_is_cached(self, request: ApiRequest) -> bool:
-        """Whether the request's credentials verified recently (memory only: cheap enough for the reactor
-        thread). If not, :meth:`login` should run first, off the database threads: it hashes a password."""
-        return request.credentials is not None and self.services.authenticator.is_cached(*request.credentials)
+    def login_state(self, request: ApiRequest) -> CacheState:
+        """Whether the request's credentials verified recently, and whether they are due to be checked
+        again (memory only: cheap enough for the reactor thread). If MISSING, :meth:`login` should run
+        first, off the database threads: it hashes a password."""
+        if request.credentials is None:
+            return CacheState.MISSING
+        return self.services.authenticator.cache_state(*request.credentials)
+
+    def login_key(self, request: ApiRequest) -> bytes:
+        """Equal for requests with equal credentials (an HMAC, not the password); the request must have them."""
+        return self.services.authenticator.login_key(*request.credentials)
 
     def login(self, request: ApiRequest) -> Principal | ApiReply:
         """Blocking (database, then password hashing): the caller, or the reply refusing the request.

@@ -16,6 +16,7 @@ ENV_DATA_DIR = "TOTP_DATA_DIR"
 ENV_CONF_DIR = "TOTP_CONF_DIR"
 ENV_DATABASE_URL = "TOTP_DATABASE_URL"
 ENV_MAX_BODY = "TOTP_MAX_BODY_BYTES"
+ENV_CREDENTIAL_CACHE = "TOTP_CREDENTIAL_CACHE_SECONDS"
 
 
 def default_data_dir() -> Path:
@@ -56,6 +57,10 @@ def load_settings(
         port=carbon.https_port,
         max_body_bytes=parse_int(
             f"environment {ENV_MAX_BODY}", ENV_MAX_BODY, os.environ.get(ENV_MAX_BODY), 1 << 20, low=1024, high=1 << 30
+        ),
+        credential_cache_seconds=parse_int(
+            f"environment {ENV_CREDENTIAL_CACHE}", ENV_CREDENTIAL_CACHE, os.environ.get(ENV_CREDENTIAL_CACHE), 60,
+            low=1, high=3600,
         ),
     )
     for path_key in ("tls_cert", "tls_key"):

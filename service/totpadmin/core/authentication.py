@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hmac
 from dataclasses import dataclass
 from typing import Protocol
@@ -11,6 +12,12 @@ from .errors import AuthenticationFailed, InvalidUsername
 from .passwords import PasswordHasher
 from .principal import Principal
 from .usernames import UserRef, parse_username
+
+
+class CacheState(enum.Enum):
+    MISSING = "missing"  # not verified recently: check the password before the call
+    CACHED = "cached"
+    RENEWAL_DUE = "renewal due"  # cached, and near the end of its life: check it again in the background
 
 
 @dataclass(frozen=True)
@@ -33,9 +40,22 @@ class Authenticator:
         self._cache = cache
         self._email_usernames = email_usernames
 
+    def cache_state(self, username: str, password: str) -> CacheState:
+        """Whether these credentials verified recently in this process, and whether it is time to check
+        them again (memory only, no hashing)."""
+        hit = self.cached(username, password)
+        if hit is None:
+            return CacheState.MISSING
+        return CacheState.RENEWAL_DUE if self._cache.renewal_due(hit) else CacheState.CACHED
+
     def is_cached(self, username: str, password: str) -> bool:
         """Whether these credentials verified recently in this process (memory only, no hashing)."""
         return self.cached(username, password) is not None
+
+    def login_key(self, username: str, password: str) -> bytes:
+        """An opaque key that is equal for equal credentials in this process (an HMAC, not the password):
+        for sharing one password check among calls with the same credentials."""
+        return self._cache.fingerprint(username, password)
 
     def cached(self, username: str, password: str) -> CachedLogin | None:
         """The recent login of these credentials (memory only): its principal stands for the caller as

@@ -5,6 +5,10 @@ holds a password or anything that lets one be tested offline after the process i
 remembers the user's password hash as it was when the password verified; the caller compares it with
 the stored one, so a changed password (a new salted hash), a removed user or a new user that reuses the
 id all miss, in every process.
+
+An entry in the last quarter of its life is *due for renewal*: the server then checks the password again
+in the background while the entry still serves, so that a client calling steadily never finds its entry
+gone (server/login_checks.py).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from .principal import Principal
+
+RENEWAL_SHARE = 0.25  # the last quarter of an entry's life: long enough for a check (Argon2) to finish
 
 
 @dataclass(frozen=True)
@@ -37,12 +43,13 @@ class CredentialCache:
         self._entries: OrderedDict[bytes, CachedLogin] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _fingerprint(self, username: str, password: str) -> bytes:
+    def fingerprint(self, username: str, password: str) -> bytes:
+        """What entries are keyed by: an HMAC of the credentials under this process's random key."""
         user = username.encode("utf-8")
         return hmac.new(self._key, len(user).to_bytes(4, "big") + user + password.encode("utf-8"), hashlib.sha256).digest()
 
     def get(self, username: str, password: str) -> CachedLogin | None:
-        fp = self._fingerprint(username, password)
+        fp = self.fingerprint(username, password)
         with self._lock:
             entry = self._entries.get(fp)
             if entry is None:
@@ -52,9 +59,13 @@ class CredentialCache:
                 return None
             return entry
 
+    def renewal_due(self, entry: CachedLogin) -> bool:
+        """Whether ``entry`` (from :meth:`get`) is in the last quarter of its life."""
+        return entry.expires_at - self._clock() <= self._ttl * RENEWAL_SHARE
+
     def put(self, username: str, password: str, user_id: int, password_hash: str, *,
             principal: Principal | None = None) -> None:
-        fp = self._fingerprint(username, password)
+        fp = self.fingerprint(username, password)
         entry = CachedLogin(user_id, password_hash, self._clock() + self._ttl, principal)
         with self._lock:
             self._entries[fp] = entry
@@ -64,4 +75,4 @@ class CredentialCache:
 
     def discard(self, username: str, password: str) -> None:
         with self._lock:
-            self._entries.pop(self._fingerprint(username, password), None)
+            self._entries.pop(self.fingerprint(username, password), None)

@@ -29,6 +29,10 @@ class Metrics:
                                  registry=self.registry)
         self.operations = Counter("totp_operations", "Operations by name and outcome (as audited)",
                                   ["operation", "outcome"], registry=self.registry)
+        self.password_checks = Counter("totp_password_checks",
+                                       "Passwords checked with Argon2: for a login not in the credential cache "
+                                       "(reason=login), or to renew a cached one before it expires (reason=renewal)",
+                                       ["reason"], registry=self.registry)
         self.lockouts = Counter("totp_lockouts", "Users locked out after too many wrong codes", registry=self.registry)
         self.audit_batches = Histogram("totp_audit_batch_rows",
                                        "Audit rows of read-only calls stored per transaction (group commit)",

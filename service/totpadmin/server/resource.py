@@ -19,8 +19,10 @@ from twisted.web import resource, server
 from ..api.endpoint import Endpoint
 from ..api.messages import ApiReply, ApiRequest
 from ..api.wsdl import WsdlDocument
+from ..core.authentication import CacheState
 from ..core.throttle import LoginThrottle
 from .database_rounds import DatabaseRounds, RowsNotStored
+from .login_checks import LoginChecks
 from .observability import Metrics
 from .routing import SERVICE, route
 
@@ -57,7 +59,7 @@ class ServicesResource(resource.Resource):
         self._reactor = reactor
         self._pool = pool  # the database threads
         self._rounds = rounds  # on SQLite: the database thread's calls in rounds, audit rows stored at their end
-        self._hash_pool = hash_pool
+        self._logins = LoginChecks(reactor, endpoint, self._on_database, hash_pool, metrics)
         self._endpoint = endpoint
         self._wsdl = wsdl
         self._throttle = throttle
@@ -113,20 +115,14 @@ class ServicesResource(resource.Resource):
         return deferToThreadPool(self._reactor, self._pool, function, *args)
 
     def _call(self, api_request: ApiRequest) -> defer.Deferred:
-        if self._endpoint.login_is_cached(api_request):
-            return self._on_database(self._endpoint.handle, api_request)
-        # A password to hash (Argon2, tens of ms): on a pool of its own, between two steps on the database
-        # threads, so that it holds neither those threads, which every call queues for, nor a connection
-        # (SQLite has one of each).
-        d = self._on_database(self._endpoint.find_login, api_request)
-        d.addCallback(self._check_password, api_request)
-        d.addCallback(self._after_login, api_request)
-        return d
-
-    def _check_password(self, found, api_request: ApiRequest):
-        if isinstance(found, ApiReply):
-            return found
-        return deferToThreadPool(self._reactor, self._hash_pool, self._endpoint.check_password, api_request, found)
+        state = self._endpoint.login_state(api_request)
+        if state is CacheState.MISSING:  # a password to check first (Argon2): login_checks.py
+            d = self._logins.check(api_request)
+            d.addCallback(self._after_login, api_request)
+            return d
+        if state is CacheState.RENEWAL_DUE:
+            self._logins.renew(api_request)
+        return self._on_database(self._endpoint.handle, api_request)
 
     def _after_login(self, caller, api_request: ApiRequest):
         if isinstance(caller, ApiReply):
