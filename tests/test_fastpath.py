@@ -18,7 +18,7 @@ from totpadmin.api.context import Services
 from totpadmin.api.endpoint import Endpoint
 from totpadmin.api.messages import ApiRequest
 from totpadmin.config.loader import load_settings
-from totpadmin.core.authentication import Authenticator
+from totpadmin.core.authentication import Authenticator, CacheState
 from totpadmin.core.credential_cache import CredentialCache
 from totpadmin.core.enrollment import Enrollment
 from totpadmin.core.passwords import PasswordHasher
@@ -273,7 +273,7 @@ def test_a_cached_login_is_confirmed_in_the_call_and_checked_again_when_it_chang
     fast, _ = endpoints
     req = request(*soap("1.1", inner))
     assert fast.handle(req).authenticated is True  # verified, now cached
-    assert fast.services.authenticator.is_cached("admin", "pw")
+    assert fast.login_state(req) is CacheState.CACHED
     hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     with fast.services.db.transaction() as unit:
         unit.users.set_password(UserRef(SUPER_TENANT, "admin"), hasher.hash("new-pw"))
@@ -281,7 +281,7 @@ def test_a_cached_login_is_confirmed_in_the_call_and_checked_again_when_it_chang
     reply = fast.handle(req)
     assert (reply.status, reply.authenticated) == (500, False)
     assert "Authentication failed" in reply.body.decode()
-    assert not fast.services.authenticator.is_cached("admin", "pw")
+    assert fast.login_state(req) is CacheState.MISSING
     with fast.services.db.transaction(read_only=True) as unit:
         outcomes = unit.connection.execute(text(
             "SELECT outcome FROM audit_events ORDER BY id")).scalars().all()[audited:]

@@ -48,10 +48,6 @@ class Authenticator:
             return CacheState.MISSING
         return CacheState.RENEWAL_DUE if self._cache.renewal_due(hit) else CacheState.CACHED
 
-    def is_cached(self, username: str, password: str) -> bool:
-        """Whether these credentials verified recently in this process (memory only, no hashing)."""
-        return self.cached(username, password) is not None
-
     def login_key(self, username: str, password: str) -> bytes:
         """An opaque key that is equal for equal credentials in this process (an HMAC, not the password):
         for sharing one password check among calls with the same credentials."""

@@ -108,7 +108,7 @@ class _Shared:
         return d
 
     def _arrived(self, result) -> None:
-        self._done()  # before the waiters go on: one that tries again must start a new check
+        self._done()  # first: a call that arrives from now on starts a check of its own
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             if isinstance(result, Failure):
