@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from conftest import ADMIN_PASSWORD, free_port
+from test_login_throttle import AUTH_FAULT
 from test_observability import metric
 
-AUTH_FAULT = "Access Denied. Authentication failed - Invalid credentials provided."
 CALLS = 8
 
 
