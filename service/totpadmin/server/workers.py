@@ -20,7 +20,7 @@ import time
 from ..config.settings import Settings
 from ..core.passwords import PasswordHasher
 from . import cpu_affinity
-from .app import bootstrap_admin, open_database, tls_files
+from .app import bootstrap_admin, open_database, reach, tls_files
 
 log = logging.getLogger(__name__)
 STOP_SECONDS = 20.0
@@ -41,8 +41,9 @@ def supervise(settings: Settings, argv: list[str]) -> int:
     except OSError as err:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, err.strerror or err)
         return 1
-    log.info("supervisor listening on %s:%d with %d workers (%s)", settings.host, socks[0].getsockname()[1],
-             settings.workers, "a socket each, SO_REUSEPORT" if len(socks) > 1 else "one shared socket")
+    log.info("supervisor listening on %s:%d with %d workers (%s)%s", settings.host, socks[0].getsockname()[1],
+             settings.workers, "a socket each, SO_REUSEPORT" if len(socks) > 1 else "one shared socket",
+             reach(settings.host))
 
     cpus = cpu_affinity.plan(settings.cpu_affinity, settings.workers)
     workers = [_spawn(argv, socks[index % len(socks)].fileno(), index, cpus[index], settings)
