@@ -19,6 +19,14 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+# Printable ASCII without space: PRECIS keeps such a name as it is and its key is the name in lower case
+# (core/precis_usernames.py takes the same shortcut); one UPDATE does them all. translate, not lower, on
+# PostgreSQL: its lower() follows the database's locale (Turkish 'I').
+_PLAIN_ASCII = {
+    "sqlite": ("lower(username)", "username NOT GLOB '*[^!-~]*'"),
+    "postgresql": ("translate(username, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')",
+                   "username ~ '^[!-~]+$'"),
+}
 _BATCH = 10_000
 
 
@@ -27,9 +35,14 @@ def upgrade() -> None:
     conn = op.get_bind()
     users = sa.table("users", sa.column("id", sa.Integer), sa.column("username", sa.String),
                      sa.column("tenant_id", sa.Integer), sa.column("username_key", sa.String))
+    if conn.dialect.name in _PLAIN_ASCII:
+        lowered, plain = _PLAIN_ASCII[conn.dialect.name]
+        conn.execute(sa.text(f"UPDATE users SET username_key = {lowered} WHERE {plain}"))
+    # The others (every name, on other databases) through PRECIS, a page at a time.
     last = 0
     while True:
-        rows = conn.execute(sa.select(users.c.id, users.c.username).where(users.c.id > last)
+        rows = conn.execute(sa.select(users.c.id, users.c.username)
+                            .where(users.c.id > last, users.c.username_key.is_(None))
                             .order_by(users.c.id).limit(_BATCH)).all()
         if not rows:
             break
