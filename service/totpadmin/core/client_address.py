@@ -55,6 +55,8 @@ class ClientAddresses:
     def client(self, peer: str, header_values: Sequence[str] | None) -> str:
         """The client's address: ``peer`` itself unless it is a trusted proxy, and then the rightmost
         address of the header's chain that is not one (``header_values``: the header's lines, in order)."""
+        if not self._trusted:
+            return peer
         nearest = _address(peer)
         if nearest is None:
             return peer  # not an IP peer (e.g. a UNIX socket): nothing to look up
@@ -73,7 +75,7 @@ class ClientAddresses:
 def throttle_key(address: str) -> str:
     """What failed logins are counted under: the address, but for IPv6 its /64, which one subscriber
     usually holds whole (counting single IPv6 addresses would give an attacker 2**64 fresh ones)."""
-    ip = _address(address)
+    ip = _address(address) if ":" in address else None
     if isinstance(ip, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
     return address
@@ -94,23 +96,16 @@ def _node(text: str, *, bare_ipv6: bool) -> IPAddress | None:
     ``bare_ipv6``, ``2001:db8::1``; None for anything else."""
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not (rest.startswith(":") and _PORT.fullmatch(rest[1:]))):
+        if not sep or ":" not in host or (rest and not (rest.startswith(":") and _PORT.fullmatch(rest[1:]))):
             return None
-        return _address(host) if _is_ipv6(host) else None
-    if text.count(":") == 1:
+        return _address(host)
+    if text.count(":") == 1:  # IPv4 and a port
         host, _, port = text.partition(":")
-        return _address(host) if _PORT.fullmatch(port) and _is_ipv4(host) else None
+        ip = _address(host) if _PORT.fullmatch(port) else None
+        return ip if isinstance(ip, ipaddress.IPv4Address) else None
     if ":" in text and not bare_ipv6:
         return None
     return _address(text)
-
-
-def _is_ipv4(text: str) -> bool:
-    return "." in text and ":" not in text and _address(text) is not None
-
-
-def _is_ipv6(text: str) -> bool:
-    return ":" in text and _address(text) is not None
 
 
 def _xff_entry(raw: str) -> IPAddress | None:
