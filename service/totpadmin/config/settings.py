@@ -41,7 +41,7 @@ class TotpSettings:
     login_block_after: int = 20  # loginFailuresBeforeBlock: per client address
     login_block_seconds: int = 300  # loginBlockSeconds
     login_account_failures_per_day: int = 100  # loginAccountFailuresPerDay: per username (NIST SP 800-63B 5.2.2)
-    login_known_good_seconds: int = 86400  # loginKnownGoodSeconds: verified credentials skip the throttle
+    login_known_good_seconds: int = 7 * 86400  # loginKnownGoodSeconds: verified credentials skip the throttle
     # Reverse proxies whose forwarding header names the client (core/client_address.py).
     trusted_proxies: tuple[Network, ...] = ()  # trustedProxies
     trusted_proxy_header: str = FORWARDING_HEADERS[0]  # trustedProxyHeader

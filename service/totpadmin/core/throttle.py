@@ -37,7 +37,7 @@ class ThrottlePolicy:
     block_after: int = 20
     block_seconds: int = 300
     account_failures_per_day: int = 100
-    known_good_seconds: float = DAY
+    known_good_seconds: float = 7 * DAY
 
 
 @dataclass(eq=False)
