@@ -167,7 +167,7 @@ class LoginThrottle:
                         lambda: _Account(self._policy.account_failures_per_day)).attempts.append(attempt)
             address.attempts.append(attempt)
         _expire(address.attempts, now - self._policy.window_seconds)
-        if len([a for a in address.attempts if a.failed]) >= self._policy.block_after:
+        if sum(a.failed for a in address.attempts) >= self._policy.block_after:
             address.blocked_until = now + self._policy.block_seconds
             address.attempts.clear()
 
