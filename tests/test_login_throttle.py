@@ -257,10 +257,11 @@ def test_parallel_guesses_for_one_username_are_spaced_or_refused(make_server):
         s.close()
 
 
-def proxied(srv, source: str, forwarded_for: str | None, user: str = "admin", password: str = ADMIN_PASSWORD):
+def proxied(srv, source: str, forwarded_for: str | None, user: str = "admin", password: str = ADMIN_PASSWORD,
+            headers: dict[str, str] | None = None):
     """One form call from ``source`` (a loopback address) carrying ``X-Forwarded-For``; the response."""
     with from_address(srv.session(user, password), source) as s:
-        headers = {"X-Forwarded-For": forwarded_for} if forwarded_for is not None else {}
+        headers = {**({"X-Forwarded-For": forwarded_for} if forwarded_for is not None else {}), **(headers or {})}
         return s.post(f"{srv.url}/isTOTPEnabled", data={"username": "admin"}, headers=headers, timeout=30)
 
 
@@ -283,13 +284,29 @@ def test_a_trusted_proxy_names_the_client_and_only_its_address_is_blocked(make_s
 
     assert_ok(proxied(srv, "127.0.0.2", "203.0.113.10"))  # another client of the proxy
     assert_ok(proxied(srv, "127.0.0.2", None))  # the proxy itself
+    assert_ok(proxied(srv, "127.0.0.2", "]]not an address[["))  # malformed: the proxy is the client
     # Not a trusted proxy: its header is ignored, whatever it claims.
     assert_auth_failed(proxied(srv, "127.0.0.3", "203.0.113.10", password="wrong-password"))
     assert_auth_failed(proxied(srv, "127.0.0.1", "127.0.0.2", password="wrong-password"))
 
     assert audit_sources(srv) == [("203.0.113.9", "admin", "auth-failed")] * 3 + [
-        ("203.0.113.10", "admin", "success"), ("127.0.0.2", "admin", "success"),
+        ("203.0.113.10", "admin", "success"), ("127.0.0.2", "admin", "success"), ("127.0.0.2", "admin", "success"),
         ("127.0.0.3", "admin", "auth-failed"), ("127.0.0.1", "admin", "auth-failed")]
     access = [line for line in srv.log().splitlines() if '"POST /services/TOTPAdminService/isTOTPEnabled"' in line]
     assert sum('203.0.113.9 "POST' in line for line in access) == 5, access
     assert not any("198.51.100.1" in line for line in access)
+
+
+def test_a_trusted_proxy_may_use_forwarded_instead(make_server):
+    """trustedProxyHeader=Forwarded (RFC 7239): its for= names the client, quoted IPv6 with a port
+    included; X-Forwarded-For is then ignored, even from the trusted proxy; a malformed Forwarded leaves
+    the proxy as the client."""
+    srv = make_server(properties={"trustedProxies": "127.0.0.2", "trustedProxyHeader": "Forwarded"})
+    spoofed = {"X-Forwarded-For": "203.0.113.5"}
+    assert_ok(proxied(srv, "127.0.0.2", None, headers={
+        **spoofed, "Forwarded": 'for=198.51.100.1, for="[2001:DB8:cafe::17]:4711";proto=https'}))
+    assert_ok(proxied(srv, "127.0.0.2", None, headers={**spoofed, "Forwarded": "for=_hidden"}))
+    assert_ok(proxied(srv, "127.0.0.2", None, headers=spoofed))
+    assert_ok(proxied(srv, "127.0.0.3", None, headers={"Forwarded": "for=198.51.100.1"}))  # not trusted
+    assert [source for source, _, _ in audit_sources(srv)] == ["2001:db8:cafe::17", "127.0.0.2", "127.0.0.2",
+                                                               "127.0.0.3"]
