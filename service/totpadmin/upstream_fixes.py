@@ -75,6 +75,17 @@ def http_channel():
     return AnsweringHTTPChannel
 
 
+def missing_reason_phrases() -> dict[int, bytes]:
+    """Reason phrases for the statuses Twisted's table lacks, to pass to ``Request.setResponseCode``.
+    Twisted (26.10) has no 429 (RFC 6585) in ``twisted.web.http.RESPONSES`` and sends "429 Unknown
+    Status"; no upstream issue found. The phrases come from the standard library's table."""
+    from http import HTTPStatus
+
+    from twisted.web import http
+
+    return {int(s): s.phrase.encode("ascii") for s in HTTPStatus if int(s) not in http.RESPONSES}
+
+
 def memoize_content_type_parsing() -> None:
     """Twisted parses a POST's Content-Type in ``Request.requestReceived`` with ``twisted.web.http.
     _parseContentType``, which builds an ``email.message.EmailMessage`` per request (its replacement

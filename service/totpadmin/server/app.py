@@ -21,6 +21,7 @@ from ..api.wsdl import WsdlDocument
 from ..config.settings import Settings
 from ..core import keyring
 from ..core.authentication import Authenticator
+from ..core.client_address import ClientAddresses
 from ..core.credential_cache import CredentialCache
 from ..core.enrollment import Enrollment
 from ..core.passwords import PasswordHasher
@@ -93,7 +94,9 @@ def login_throttle(settings: Settings) -> LoginThrottle:
     t = settings.totp
     return LoginThrottle(ThrottlePolicy(window_seconds=t.login_window_seconds, delay_after=t.login_delay_after,
                                         max_delay=t.login_max_delay, block_after=t.login_block_after,
-                                        block_seconds=t.login_block_seconds))
+                                        block_seconds=t.login_block_seconds,
+                                        account_failures_per_day=t.login_account_failures_per_day,
+                                        known_good_seconds=t.login_known_good_seconds))
 
 
 def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
@@ -130,6 +133,7 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
         reactor, db_pool, pool, Endpoint(services), WsdlDocument(), login_throttle(settings), metrics,
         rounds,
         hide_wsdl=settings.carbon.hide_wsdl, public_host=settings.carbon.host_name, https=settings.https,
+        clients=ClientAddresses(settings.totp.trusted_proxies, settings.totp.trusted_proxy_header),
     )
     root = _Root(services_resource, ReadyResource(reactor, pool, db))
     return ServiceSite(root, max_body_bytes=settings.max_body_bytes), services_resource
