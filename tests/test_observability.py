@@ -86,3 +86,38 @@ def test_json_logs_carry_the_request_id(make_server):
     audit = next(doc for doc in mine if doc["logger"] == "totpadmin.audit")
     assert (audit["operation"], audit["outcome"], audit["target"]) == ("initTOTP", "success", "alice")
     assert ALICE_PW not in srv.log() and "secret=" not in srv.log()
+
+
+def assert_our_plain_answer(r, status: int) -> None:
+    where = (r.request.method, r.request.url)
+    assert r.status_code == status, (where, r.status_code, r.text[:200])
+    assert r.headers.get("Server") == "WSO2 Carbon Server", (where, r.headers)
+    assert r.headers["Content-Type"].startswith("text/plain"), (where, r.headers)
+    assert "<" not in r.text and "twisted" not in r.text.lower(), (where, r.text[:200])
+    if status == 405:
+        assert r.headers["Allow"], (where, r.headers)
+
+
+def test_every_answer_of_the_service_port_is_the_services_own(make_server):
+    """Probes, unknown paths and methods: the service's Server header and plain text, never Twisted's
+    name and version or its HTML pages (404, 405, 501)."""
+    port = free_port()
+    srv = make_server(extra=("--metrics-port", str(port)))
+    s = srv.session(user=None)
+    for method, path, status in [
+        ("GET", "/health", 200), ("HEAD", "/health", 200), ("GET", "/ready", 200), ("HEAD", "/ready", 200),
+        ("GET", "/", 404), ("POST", "/", 404), ("DELETE", "/", 404), ("GET", "/nope", 404),
+        ("GET", "/health/x", 404), ("GET", "/ready/x/y", 404), ("GET", "/metrics", 404),
+        ("GET", "/services", 404), ("GET", "/services/Other", 404),
+        ("POST", "/health", 405), ("PUT", "/health", 405), ("DELETE", "/ready", 405), ("OPTIONS", "/ready", 405),
+        ("PATCH", "/services/TOTPAdminService", 405),
+    ]:
+        assert_our_plain_answer(s.request(method, srv.base + path), status)
+
+    # The metrics listener, a site of its own: no Twisted name, version or HTML page either.
+    metrics = f"http://127.0.0.1:{port}"
+    ok = requests.get(metrics + "/metrics", timeout=10)
+    assert ok.status_code == 200 and ok.headers["Server"] == "WSO2 Carbon Server", ok.headers
+    for method, path, status in [("GET", "/", 404), ("GET", "/nope", 404), ("POST", "/metrics", 405),
+                                 ("DELETE", "/health", 405)]:
+        assert_our_plain_answer(requests.request(method, metrics + path, timeout=10), status)
