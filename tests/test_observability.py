@@ -121,3 +121,41 @@ def test_every_answer_of_the_service_port_is_the_services_own(make_server):
     for method, path, status in [("GET", "/", 404), ("GET", "/nope", 404), ("POST", "/metrics", 405),
                                  ("DELETE", "/health", 405)]:
         assert_our_plain_answer(requests.request(method, metrics + path, timeout=10), status)
+
+
+AUDIT_KEYS = {"request_id", "source", "caller", "operation", "target", "outcome"}
+
+
+def test_json_audit_lines_carry_the_same_keys_for_every_outcome(make_server):
+    """Every line of the audit logger names request_id, source, caller, operation, target and outcome
+    (and detail where there is one), failed logins included."""
+    srv = make_server(extra=("--log-format", "json"))
+    srv.cli("user", "add", "alice", input=f"{ALICE_PW}\n")
+    admin, alice = srv.session(), srv.session("alice", ALICE_PW)
+    calls = {  # request id -> (caller, operation, target, outcome, detail)
+        admin.post(srv.url + "/initTOTP", data={"username": "alice"}).headers["x-request-id"]:
+            ("admin", "initTOTP", "alice", "success", None),
+        admin.post(srv.url + "/validateTOTP", data={"username": "alice", "verificationCode": "12345x"})
+            .headers["x-request-id"]: ("admin", "validateTOTP", "alice", "failure", None),
+        alice.post(srv.url + "/resetTOTP", data={"username": "admin"}).headers["x-request-id"]:
+            ("alice", "resetTOTP", "admin", "denied", "NotAuthorized"),
+        admin.post(srv.url + "/resetTOTP", data={"username": "ghost"}).headers["x-request-id"]:
+            ("admin", "resetTOTP", "ghost", "fault", "UnknownUser"),
+        srv.session("admin", "Wr0ng-pass-Z").post(srv.url + "/isTOTPEnabled", data={"username": "alice"})
+            .headers["x-request-id"]: ("admin", "isTOTPEnabled", "-", "auth-failed", None),
+        srv.session("alice", "Wr0ng-pass-Y").post(
+            srv.url, data=b"<x/>", headers={"Content-Type": "text/xml; charset=UTF-8"}).headers["x-request-id"]:
+            ("alice", "(soap)", "-", "auth-failed", None),
+    }
+    srv.stop()
+    lines = [json.loads(line) for line in srv.log().splitlines() if line.startswith("{")]
+    audit = [doc for doc in lines if doc["logger"] == "totpadmin.audit"]
+    assert {doc["request_id"] for doc in audit} == set(calls), audit
+    for doc in audit:
+        caller, operation, target, outcome, detail = calls[doc["request_id"]]
+        assert AUDIT_KEYS <= set(doc), doc
+        assert ("detail" in doc) == (detail is not None), doc
+        assert (doc["caller"], doc["operation"], doc["target"], doc["outcome"], doc.get("detail")) == \
+            (caller, operation, target, outcome, detail), doc
+        assert doc["source"] == "127.0.0.1", doc
+    assert "Wr0ng-pass" not in srv.log() and ALICE_PW not in srv.log()
