@@ -22,9 +22,9 @@ class ProgressBar:
     first call (when the total is known). Use it as a context manager, so the bar ends before the
     summary line is printed."""
 
-    def __init__(self, description: str, unit: str, *, enabled: bool = True, stream=None):
+    def __init__(self, description: str, unit: str, *, enabled: bool = True):
         self._description, self._unit = description, unit
-        self._stream = stream if stream is not None else sys.stderr
+        self._stream = sys.stderr
         self._enabled = enabled
         self._bar: tqdm | None = None
 

@@ -72,16 +72,17 @@ def rekey(db: Database, box: SecretBox, *, batch_size: int = 100, verify: bool =
     its key or does not verify; that batch is rolled back, earlier ones stay committed.
     ``progress(done, total)`` is called with the values re-encrypted so far and the values to do: once
     they are counted (before the first batch) and after each commit; ``total`` is that count, raised to
-    ``done`` if values sealed with an old key turned up meanwhile. ``fail_after`` is a test hook: after that many
-    committed batches, the next one calls ``crash()`` (default: raise :class:`InjectedCrash`) after
-    rewriting its rows, before committing.
+    ``done`` if values sealed with an old key turned up meanwhile. ``fail_after`` is a test hook: after
+    that many committed batches, the next one calls ``crash()`` (default: raise :class:`InjectedCrash`)
+    after rewriting its rows, before committing.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     target = box.active_key_id
     report = RekeyReport()
-    total = count_old(db, target) if progress is not None else 0
+    total = 0
     if progress is not None:
+        total = count_old(db, target)  # a cheap count up front, for the progress shown
         progress(0, total)
     retries = 0
     while True:
