@@ -11,7 +11,7 @@ from ..core.errors import AuthenticationFailed, StoreUnavailable
 from ..core.principal import Principal
 from . import faults
 from .bindings import Bindings, UnsupportedMediaType
-from .context import CallContext, LoginChanged, Services, audit_log, store_event
+from .context import CallContext, LoginChanged, Services, log_event, store_event
 from .messages import ApiReply, ApiRequest
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,5 @@ class Endpoint:
         event = audit.AuditEvent(request_id=request.request_id, source=request.peer, caller=request.credentials[0],
                                  operation=request.operation or "(soap)", target=None, tenant=None,
                                  outcome=audit.AUTH_FAILED)
-        audit_log.info("request=%s source=%s caller=%r outcome=%s", event.request_id, event.source, event.caller,
-                       event.outcome)
+        log_event(event)
         store_event(self.services, event)

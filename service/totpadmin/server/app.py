@@ -13,8 +13,6 @@ from pathlib import Path
 from twisted.internet import defer, endpoints, task
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
-from twisted.web import resource
-
 from ..api.context import Services
 from ..api.endpoint import Endpoint
 from ..api.wsdl import WsdlDocument
@@ -35,6 +33,7 @@ from . import cpu_affinity, tls
 from .cpu_affinity import UnpinnedThreadPool
 from .database_rounds import DatabaseRounds
 from .observability import HealthResource, Metrics, ReadyResource, metrics_site
+from .plain import Directory
 from .resource import ServicesResource
 from .site import ServiceSite
 
@@ -76,18 +75,12 @@ def bootstrap_admin(db: Database, hasher: PasswordHasher, out=sys.stdout) -> Non
         print(f"Created user 'admin' in {SUPER_TENANT} with the password from {ENV_ADMIN_PASSWORD}", file=out, flush=True)
 
 
-class _Root(resource.Resource):
+class _Root(Directory):
     """/services/... goes to TOTPAdminService, /health and /ready to the probes; everything else is 404
     without Twisted's HTML page."""
 
     def __init__(self, services_resource: ServicesResource, ready: ReadyResource):
-        super().__init__()
-        self.putChild(b"services", services_resource)
-        self.putChild(b"health", HealthResource())
-        self.putChild(b"ready", ready)
-
-    def getChild(self, path, request):
-        return resource.NoResource("Not found")
+        super().__init__({b"services": services_resource, b"health": HealthResource(), b"ready": ready})
 
 
 def login_throttle(settings: Settings) -> LoginThrottle:

@@ -26,11 +26,11 @@ from ..core.throttle import USERNAME, Attempt, LoginThrottle, Verdict
 from .database_rounds import DatabaseRounds, RowsNotStored
 from .login_checks import LoginChecks
 from .observability import Metrics
+from .plain import SERVER_HEADER
 from .routing import SERVICE, route
 
 log = logging.getLogger("totpadmin.access")
 
-SERVER_HEADER = b"WSO2 Carbon Server"
 _REASONS = upstream_fixes.missing_reason_phrases()  # e.g. 429 Too Many Requests
 _METADATA_QUERIES = {b"wsdl", b"wsdl2", b"xsd"}
 
@@ -82,7 +82,8 @@ class ServicesResource(resource.Resource):
         if target is None or request.method not in (b"GET", b"POST"):
             status = 404 if target is None else 405
             return self._finish(request, ApiReply(status, "text/plain; charset=UTF-8",
-                                                  b"Not found\n" if status == 404 else b"Method not allowed\n"), started)
+                                                  b"Not found\n" if status == 404 else b"Method not allowed\n",
+                                                  headers=(("Allow", "GET, POST"),) if status == 405 else ()), started)
 
         metadata = _query_names(request.uri) & _METADATA_QUERIES if request.method == b"GET" else set()
         if metadata:

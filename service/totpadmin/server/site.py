@@ -7,6 +7,7 @@ import io
 from twisted.web import server
 
 from .. import upstream_fixes
+from .plain import NamedSite
 
 IDLE_TIMEOUT_SECONDS = 30
 
@@ -37,7 +38,7 @@ class BoundedRequest(server.Request):
             self.content.overflowed = True
 
 
-class ServiceSite(server.Site):
+class ServiceSite(NamedSite):
     protocol = upstream_fixes.http_channel()  # HTTP/1.1 only: legacy SOAP clients do not speak HTTP/2
     requestFactory = BoundedRequest
     displayTracebacks = False
