@@ -8,11 +8,13 @@ a sentinel user's rows (claims, totp_state, recovery_codes) must be exactly as t
 from __future__ import annotations
 
 import base64
+import http.client
 import os
+import re
 import socket
 import ssl
 import time
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape, quoteattr
 
 import pytest
@@ -21,6 +23,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from conftest import ADMIN_PASSWORD, TNS, new_database, server_factory
+from totpadmin.api import body_limits as limits
 from wire import SOAP11, SOAP12
 
 SENTINEL = "sentinel"  # a user with TOTP active, a pending secret and recovery codes: never to change
@@ -45,6 +48,25 @@ CLIENT_REASONS = (
     "The request could not be read",
     "The form body is not valid UTF-8 URL-encoded data",
 )
+# The limits of api/body_limits.py, as their faults name them.
+XML_LIMITS = {
+    "size": f"The request body is longer than {limits.MAX_XML_BYTES} bytes",
+    "markup": f"The request has more than {limits.MAX_MARKUP} tags, comments or processing instructions",
+    "references": f"The request has more than {limits.MAX_REFERENCES} character or entity references",
+    "namespaces": f"The request declares more than {limits.MAX_NAMESPACES} namespaces",
+    "attributes": f"The request has more than {limits.MAX_ATTRIBUTES} attributes and namespace declarations",
+    "hrefs": f"The request has more than {limits.MAX_HREFS} SOAP-encoding references (href)",
+    "depth": f"The request nests elements more than {limits.MAX_DEPTH} deep",
+    "element-attributes": f"An element of the request has more than {limits.MAX_ELEMENT_ATTRIBUTES} attributes",
+    "text": f"A text in the request is longer than {limits.MAX_TEXT} characters",
+}
+FORM_LIMITS = {
+    "size": f"The form body is longer than {limits.MAX_FORM_BYTES} bytes",
+    "fields": f"The form has more than {limits.MAX_FORM_FIELDS} fields",
+    "escapes": f"The form has more than {limits.MAX_FORM_ESCAPES} %-escapes",
+    "field-length": f"A form field is longer than {limits.MAX_TEXT} characters",
+}
+CLIENT_REASONS += (*XML_LIMITS.values(), *FORM_LIMITS.values())
 DTD_REFUSED = "DTDs and entity declarations are not allowed"
 
 
@@ -172,9 +194,9 @@ def fault_of(r, binding: str) -> Fault:
     root = etree.fromstring(r.content)  # well-formed, or this raises
     if binding in ("xml", "form"):
         assert r.headers["Content-Type"] == "application/xml; charset=UTF-8"
-        reason = r.headers["X-Fault-Reason"]
-        if root.tag == "faultstring":  # an undeclared fault: the reason is the body
-            assert root.text == reason or "?" in reason  # the header is ASCII
+        reason = header_reason(r.headers["X-Fault-Reason"])
+        if root.tag == "faultstring":  # an undeclared fault: the reason is the body (as far as XML can carry it)
+            assert root.text == NOT_XML.sub("?", reason), (root.text, reason)
         else:
             assert root.tag == f"{{{TNS}}}TOTPAdminServiceTOTPException", root.tag
         return Fault(None, reason, "")
@@ -188,6 +210,18 @@ def fault_of(r, binding: str) -> Fault:
     code = fault.findtext(f"{{{env}}}Code/{{{env}}}Value")
     reason = fault.findtext(f"{{{env}}}Reason/{{{env}}}Text")
     return Fault(code == "soapenv:Sender", reason, code)
+
+
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def header_reason(value: str) -> str:
+    """The X-Fault-Reason header decoded: printable ASCII as it is, anything else an RFC 8187 extended
+    value (UTF-8'' and the percent-encoded UTF-8)."""
+    if value.startswith("UTF-8''"):
+        return unquote(value[len("UTF-8''"):], encoding="utf-8", errors="strict")
+    assert all(" " <= ch <= "~" for ch in value), value
+    return value
 
 
 def client_fault(r, binding: str, *reasons: str) -> Fault:
@@ -280,7 +314,8 @@ def test_bodies_over_the_limit_get_413(make_server):
         assert_clean(r)
 
         # Just under the limit is read and answered, chunked or not; and the server goes on answering.
-        fits = b"username=admin&padding=" + b"x" * 60_000
+        # (Fields of at most MAX_TEXT characters: a longer one is a fault of its own.)
+        fits = b"username=admin" + b"".join(b"&padding%d=" % i + b"x" * 4000 for i in range(15))
         r = s.post(f"{small.url}/isTOTPEnabled", data=fits, headers={"Content-Type": FORM})
         assert r.status_code == 200, r.text
         r = s.post(f"{small.url}/isTOTPEnabled", data=iter([fits[:30_000], fits[30_000:]]),
@@ -430,17 +465,22 @@ BINDINGS = (*XML_BINDINGS, "form")
 
 
 @pytest.mark.parametrize("binding", BINDINGS)
-def test_a_10kb_username(srv, binding):
-    r = call(srv, binding, "resetTOTP", "u" * 10_240)
+def test_a_4kb_username(srv, binding):
+    r = call(srv, binding, "resetTOTP", "u" * limits.MAX_TEXT)
     fault = fault_of(r, binding)
     assert fault.reason.endswith("The username is longer than 255 characters"), fault
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+def test_a_10kb_username_is_over_the_text_limit(srv, binding):
+    r = call(srv, binding, "resetTOTP", "u" * 10_240)
+    client_fault(r, binding, XML_LIMITS["text"], FORM_LIMITS["field-length"])
 
 
 @pytest.mark.parametrize("binding", ["form", "xml"])
 def test_a_100kb_username_gets_a_fault_the_client_can_read(srv, binding):
     r = call(srv, binding, "resetTOTP", "u" * 100_000)
-    fault = fault_of(r, binding)
-    assert fault.reason.endswith("The username is longer than 255 characters"), fault
+    client_fault(r, binding, XML_LIMITS["size"], FORM_LIMITS["size"])
 
 
 def _control_cases():

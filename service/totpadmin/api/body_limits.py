@@ -1,0 +1,102 @@
+"""How much a request body may hold before the bindings parse it: limits that a real TOTPAdminService call
+never comes near (its envelope is under 2 KB, about ten elements; a WS-Addressing header adds a few), so
+that no request costs the server more than a small multiple of a normal call.
+
+Each breach is a client fault naming the limit. Two stages:
+
+- :func:`check_xml` and :func:`check_form` look at the raw bytes before any parser does. The size comes
+  first: libxml2 itself spends up to ~13 ns a byte on legal content (long names, 2-byte UTF-8 text,
+  whitespace in attribute values), ~13 ms for a 1 MiB body, some 30 normal calls, before anything could
+  look at the tree; so XML and form bodies are read only up to 64 KiB (``TOTP_MAX_BODY_BYTES``, 1 MiB,
+  stays what the transport buffers). Then C-speed counts (``bytes.count``, a few µs for 64 KiB; an
+  incremental parse with early abort, lxml's XMLPullParser, costs more than the whole parse of a
+  normal envelope and still parses up to the abort) of the characters every costly construct needs:
+  ``<`` for each tag, comment, CDATA section or processing instruction, ``&`` for each reference, ``=``
+  for each attribute or namespace declaration, ``xmlns`` for each declaration, ``href`` for each
+  SOAP-encoding reference (spyne copies the referenced element's attributes into each referrer). ``%`` bounds a form's
+  escapes (``urllib.parse.unquote``: ~0.3 µs each, in Python), ``&`` its fields.
+- :func:`check_tree` checks the parsed document exactly (depth, attributes per element, text length)
+  before spyne reads it: spyne's attribute handling goes through lxml's ``attrib.items()``, which is
+  quadratic in the attributes of one element (see ``upstream_fixes.py``), and a username thousands of
+  characters long is costly to check further on. Requests of the plain shape that :mod:`.fastpath`
+  reads are within these limits by construction (it sends anything else to spyne), so they pay only
+  for the counts.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from .faults import ServiceFault
+
+MAX_XML_BYTES = 64 * 1024
+MAX_MARKUP = 512  # '<': tags (start, end, empty), comments, CDATA sections, processing instructions
+MAX_REFERENCES = 1024  # '&': character and entity references (a 255-character username written as &#..; each)
+MAX_ATTRIBUTES = 256  # '=': attributes and namespace declarations, in the whole request
+MAX_NAMESPACES = 64  # namespace declarations ('xmlns'), in the whole request
+MAX_HREFS = 16  # SOAP-encoding references ('href'): spyne copies the referenced element's attributes into each
+MAX_DEPTH = 32
+MAX_ELEMENT_ATTRIBUTES = 32
+MAX_TEXT = 4096  # characters in one text, comment or form value (a username has at most 255)
+
+MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 64
+MAX_FORM_ESCAPES = 2048  # '%': a 255-character username of 4-byte UTF-8 characters has 1020
+
+
+def _refuse(reason: str) -> ServiceFault:
+    return ServiceFault(reason, declared=False, client=True)
+
+
+def check_xml(body: bytes) -> None:
+    """Raise a client :class:`ServiceFault` if the XML ``body`` is too large for the bindings to parse."""
+    if len(body) > MAX_XML_BYTES:
+        raise _refuse(f"The request body is longer than {MAX_XML_BYTES} bytes")
+    if body.count(b"<") > MAX_MARKUP:
+        raise _refuse(f"The request has more than {MAX_MARKUP} tags, comments or processing instructions")
+    if body.count(b"&") > MAX_REFERENCES:
+        raise _refuse(f"The request has more than {MAX_REFERENCES} character or entity references")
+    if body.count(b"xmlns") > MAX_NAMESPACES:
+        raise _refuse(f"The request declares more than {MAX_NAMESPACES} namespaces")
+    if body.count(b"=") > MAX_ATTRIBUTES:
+        raise _refuse(f"The request has more than {MAX_ATTRIBUTES} attributes and namespace declarations")
+    if body.count(b"href") > MAX_HREFS:
+        raise _refuse(f"The request has more than {MAX_HREFS} SOAP-encoding references (href)")
+
+
+def check_tree(root: etree._Element) -> None:
+    """Raise a client :class:`ServiceFault` if the parsed request breaks a limit spyne must not meet.
+    ``root`` passed :func:`check_xml`, so it has at most ``MAX_MARKUP`` nodes."""
+    nodes = 0
+    for node in root.iter():  # elements, comments
+        nodes += 1
+        if len(node.attrib) > MAX_ELEMENT_ATTRIBUTES:  # len() walks the list; it looks up no values
+            raise _refuse(f"An element of the request has more than {MAX_ELEMENT_ATTRIBUTES} attributes")
+        if too_long(node.text) or too_long(node.tail):
+            raise _refuse(f"A text in the request is longer than {MAX_TEXT} characters")
+    if nodes > MAX_DEPTH and _TOO_DEEP(root):
+        raise _refuse(f"The request nests elements more than {MAX_DEPTH} deep")
+
+
+_TOO_DEEP = etree.XPath("boolean(" + "/*" * (MAX_DEPTH + 1) + ")")  # an element MAX_DEPTH + 1 levels down
+
+
+def too_long(text: str | None) -> bool:
+    return text is not None and len(text) > MAX_TEXT
+
+
+def check_form(body: bytes) -> None:
+    """Raise a client :class:`ServiceFault` if the form ``body`` is too large to decode."""
+    if len(body) > MAX_FORM_BYTES:
+        raise _refuse(f"The form body is longer than {MAX_FORM_BYTES} bytes")
+    if body.count(b"&") + 1 > MAX_FORM_FIELDS:  # as parse_qs counts them
+        raise _refuse(f"The form has more than {MAX_FORM_FIELDS} fields")
+    if body.count(b"%") > MAX_FORM_ESCAPES:
+        raise _refuse(f"The form has more than {MAX_FORM_ESCAPES} %-escapes")
+
+
+def check_fields(fields: dict[str, list[str]]) -> None:
+    """Raise a client :class:`ServiceFault` if a decoded form or query field is too long."""
+    for name, values in fields.items():
+        if len(name) > MAX_TEXT or any(len(value) > MAX_TEXT for value in values):
+            raise _refuse(f"A form field is longer than {MAX_TEXT} characters")
