@@ -60,13 +60,14 @@ XML_LIMITS = {
     "element-attributes": f"An element of the request has more than {limits.MAX_ELEMENT_ATTRIBUTES} attributes",
     "text": f"A text in the request is longer than {limits.MAX_TEXT} characters",
 }
+NESTED_REFERENCE = "The request has a SOAP-encoding reference (href) inside a referenced element (id)"
 FORM_LIMITS = {
     "size": f"The form body is longer than {limits.MAX_FORM_BYTES} bytes",
     "fields": f"The form has more than {limits.MAX_FORM_FIELDS} fields",
     "escapes": f"The form has more than {limits.MAX_FORM_ESCAPES} %-escapes",
     "field-length": f"A form field is longer than {limits.MAX_TEXT} characters",
 }
-CLIENT_REASONS += (*XML_LIMITS.values(), *FORM_LIMITS.values())
+CLIENT_REASONS += (*XML_LIMITS.values(), NESTED_REFERENCE, *FORM_LIMITS.values())
 DTD_REFUSED = "DTDs and entity declarations are not allowed"
 
 
@@ -913,7 +914,9 @@ def test_an_envelope_without_an_operation_is_a_client_fault(srv, binding, shape)
 def test_soap_href_references_are_a_client_fault(srv, binding, refs):
     body = f'<ns:isTOTPEnabled xmlns:ns="{TNS}">{refs}'.replace("<m ", f'<m xmlns:ns="{TNS}" ')
     r = post(srv, binding, soap_envelope(binding, body))
-    client_fault(r, binding)
+    fault = client_fault(r, binding)
+    if "<k href" in refs:  # a cycle: spyne would recurse to Python's limit; refused before it reads them
+        assert fault.reason == NESTED_REFERENCE, fault
 
 
 @pytest.mark.parametrize("binding", XML_BINDINGS)

@@ -16,8 +16,8 @@ fault naming the limit. Two stages:
   XMLPullParser fed in chunks with an early abort, took 24 µs for a normal envelope against 6 µs for
   the one parse the fast path does anyway, and cannot abort inside one large construct (87,000
   attributes in one tag: 65 ms).
-- :func:`check_tree` checks the document spyne parsed (depth, attributes per element, text length)
-  before spyne reads any of it: spyne's attribute handling goes through lxml's ``attrib.items()``,
+- :func:`check_tree` checks the document spyne parsed (depth, attributes per element, text length,
+  references inside referenced elements) before spyne reads any of it: spyne's attribute handling goes through lxml's ``attrib.items()``,
   quadratic in one element's attributes (see ``upstream_fixes.py``), and the core checks a username
   character by character in Python (~0.1 ms per 1,000). Requests of the plain shape :mod:`.fastpath`
   reads are within these limits by construction (it leaves anything else to spyne), so they pay only
@@ -77,9 +77,14 @@ def check_tree(root: etree._Element) -> None:
             raise _refuse(f"A text in the request is longer than {MAX_TEXT} characters")
     if nodes > MAX_DEPTH and _TOO_DEEP(root):
         raise _refuse(f"The request nests elements more than {MAX_DEPTH} deep")
+    if _NESTED_REFERENCE(root):
+        raise _refuse("The request has a SOAP-encoding reference (href) inside a referenced element (id)")
 
 
 _TOO_DEEP = etree.XPath("boolean(" + "/*" * (MAX_DEPTH + 1) + ")")  # an element MAX_DEPTH + 1 levels down
+# spyne resolves the references inside a referenced element recursively: a cycle recursed until Python's
+# recursion limit (~1 ms, and a RecursionError). No client of this service nests them.
+_NESTED_REFERENCE = etree.XPath("boolean(//*[@id]//*[@href])")
 
 
 def too_long(text: str | None) -> bool:
