@@ -166,6 +166,17 @@ class Binding:
             return self.fault(faults.from_spyne(ctx.out_error, operation), operation)
         return self.reply(operation, _response_element(ctx))
 
+    def oversized(self, request: ApiRequest) -> ApiReply | None:
+        """The fault answering a body larger than this binding reads (its length only: cheap enough for the
+        reactor thread, before the login and the database thread); None if it is not."""
+        if not self.reads_xml and (request.method != "POST" or request.content_type != FORM):
+            return None
+        try:
+            body_limits.check_size(request.body, xml=self.reads_xml)
+        except faults.ServiceFault as fault:
+            return self.fault(fault, request.operation)
+        return None
+
     def plain_arguments(self, request: ApiRequest) -> tuple[fastpath.Operation, list[str]] | None:
         """The operation and arguments if the request has the plain shape :mod:`.fastpath` reads; None
         sends it through spyne."""
