@@ -28,14 +28,14 @@ class Endpoint:
         """The answer to a request that needs neither the database nor spyne, else None. Cheap: runs
         on the reactor thread."""
         try:
-            self.bindings.select(request)
+            binding = self.bindings.select(request)
         except UnsupportedMediaType:
             body = b"Unsupported Content-Type: use text/xml (SOAP 1.1), application/soap+xml (SOAP 1.2) " \
                    b"or application/x-www-form-urlencoded to /services/TOTPAdminService/<operation>\n"
             return ApiReply(415, "text/plain; charset=UTF-8", body)
         if request.credentials is None:
             return self._challenge
-        return None
+        return binding.oversized(request)
 
     def login_state(self, request: ApiRequest) -> CacheState:
         """Whether the request's credentials verified recently, and whether they are due to be checked

@@ -35,11 +35,12 @@ _REASONS = upstream_fixes.missing_reason_phrases()  # e.g. 429 Too Many Requests
 _METADATA_QUERIES = {b"wsdl", b"wsdl2", b"xsd"}
 
 
-def basic_credentials(header: bytes | None) -> tuple[str, str] | None:
-    """(user, password) from ``Authorization: Basic ...``; None if absent or malformed."""
-    if not header:
+def basic_credentials(headers: list[bytes] | None) -> tuple[str, str] | None:
+    """(user, password) from the ``Authorization: Basic ...`` header; None if absent, malformed, or sent
+    more than once (which one would count is ambiguous: a proxy may have checked the other)."""
+    if not headers or len(headers) != 1:
         return None
-    scheme, _, encoded = header.strip().partition(b" ")
+    scheme, _, encoded = headers[0].strip().partition(b" ")
     if scheme.lower() != b"basic" or not encoded:
         return None
     try:
@@ -169,7 +170,7 @@ class ServicesResource(resource.Resource):
             content_type=content_type.decode("latin-1"),
             body=body,
             query=query,
-            credentials=basic_credentials(request.getHeader(b"authorization")),
+            credentials=basic_credentials(request.requestHeaders.getRawHeaders(b"authorization")),
             peer=self._client(request),
             request_id=request_id,
         )
