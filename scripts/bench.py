@@ -18,6 +18,8 @@ Scenarios (see BENCHMARKS.md):
      these (a throughput target is about capacity; at 10 connections neither is saturated)
   f  form-POST validateTOTP with --users (10^6) enrolled users (against d)
   d1, f1  d and f with 1 connection: service time without queueing
+  x...  hostile requests (scripts/bench_hostile.py) on the server of (b): 1 MiB bodies, the largest body of
+     each costly shape, and shapes at every limit; their CPU per request as a ratio to (b)'s (--only 'b,x*')
 Each: wrk -t1 -cC -dDs after a W s warm-up (--repeat N: N measured runs, the median kept); req/s,
 p50/p99, server CPU (utime+stime of the server and its child processes, from /proc) per request, and the
 ratio to (a). Stores are SQLite in the temporary directory, or schemas of --database-url (PostgreSQL on
@@ -44,6 +46,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import bench_hostile
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
 BIN = Path(sys.executable).parent
@@ -53,7 +57,9 @@ ADMIN_PASSWORD = "bench-admin-password"
 TNS = "http://services.totp.authenticator.application.identity.carbon.wso2.org"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SERVICE = "/services/TOTPAdminService"
+BODY_LIMIT = 1 << 20  # TOTP_MAX_BODY_BYTES's default (the servers run without TOTP_ variables)
 PREFIX = "bench"  # bench_seed.py's usernames: bench0000001 ...
+HOSTILE_MAX_RATIO = 10  # server CPU of any hostile request against a normal SOAP call (b)
 SATURATING = 4  # bs, es: this many times --connections (one worker levels off at ~2x, two at ~4x; BENCHMARKS.md)
 PREPARED_MAX = 100_000  # up to this many users, wrk makes each request once (in init), not per request
 WRONG_CODE = "000001"
@@ -206,12 +212,26 @@ class Scenario:
     auth: bool = True
     count_bool: bool = False  # count <ns:return>true / false answers
     connections: int = 10
+    body: bytes | None = None  # hostile scenarios: this exact body (sent from a file), not body_pre/user/post
+    expect: int = 200  # the status every answer must have
+    expect_text: str = ""  # preflight: the answer must contain this (a hostile request's fault reason)
+    chunk_bytes: int = 0  # send body as chunks of this many bytes (Transfer-Encoding: chunked); 0: not chunked
 
 
 def soap11_init() -> tuple[str, str]:
     pre = (f'<soapenv:Envelope xmlns:soapenv="{SOAP11}"><soapenv:Header/><soapenv:Body>'
            f'<ns:initTOTP xmlns:ns="{TNS}"><ns:username>')
     return pre, "</ns:username></ns:initTOTP></soapenv:Body></soapenv:Envelope>"
+
+
+def hostile_scenarios(connections: int) -> list[Scenario]:
+    """The bodies of scripts/bench_hostile.py (keys x...), on the server of (b), each checked for its answer."""
+    return [Scenario(h.key, f"hostile: {h.label}", "one", SERVICE + ("/isTOTPEnabled" if h.operation_in_path else ""),
+                     h.content_type, "", "", body=h.body, expect=h.expect, expect_text=h.reason,
+                     chunk_bytes=h.chunk_bytes,
+                     soap_action='"urn:isTOTPEnabled"' if h.content_type.startswith("text/xml") else None,
+                     connections=connections)
+            for h in bench_hostile.bodies(BODY_LIMIT)]
 
 
 def scenarios(small: int, big: int, connections: int) -> list[Scenario]:
@@ -241,6 +261,7 @@ def scenarios(small: int, big: int, connections: int) -> list[Scenario]:
                  **validate),
         Scenario("f1", f"validateTOTP, {big:,} users, 1 connection", "big", users=(1, big), connections=1,
                  **validate),
+        *hostile_scenarios(c),
     ]
 
 
@@ -248,8 +269,10 @@ def _lua_str(s: str) -> str:
     return json.dumps(s)  # a JSON string literal is a valid Lua string literal for these ASCII bodies
 
 
-def lua_script(sc: Scenario) -> str:
+def lua_script(sc: Scenario, body_file: Path | None = None) -> str:
     headers = {"Content-Type": sc.content_type}
+    if sc.chunk_bytes:
+        headers["Transfer-Encoding"] = "chunked"
     if sc.soap_action:
         headers["SOAPAction"] = sc.soap_action
     if sc.auth:
@@ -263,6 +286,9 @@ local pre, post = {_lua_str(sc.body_pre)}, {_lua_str(sc.body_post)}
 local first, last = {first}, {last}
 local fixed_user = {_lua_str(sc.fixed_user)}
 local count_bool = {"true" if sc.count_bool else "false"}
+local count_status = {"true" if sc.count_bool or sc.expect != 200 else "false"}
+local body_file = {_lua_str(str(body_file)) if body_file else "nil"}
+local chunk_bytes = {sc.chunk_bytes}
 local fixed, prepared = nil, nil
 local threads = {{}}
 
@@ -273,7 +299,21 @@ local function format(name) return wrk.format("POST", path, headers, pre .. name
 function init(args)
   n200, n500, nother, ntrue, nfalse = 0, 0, 0, 0, 0
   math.randomseed(os.time() + os.clock() * 1000000)
-  if last == 0 then fixed = format(fixed_user)
+  if body_file then
+    local f = assert(io.open(body_file, "rb"))
+    local body = f:read("*a")
+    f:close()
+    if chunk_bytes > 0 then  -- wrk.format would add a Content-Length: the head alone, then the chunks
+      local parts = {{}}
+      for i = 1, #body, chunk_bytes do
+        local piece = body:sub(i, i + chunk_bytes - 1)
+        parts[#parts + 1] = string.format("%x\\r\\n", #piece) .. piece .. "\\r\\n"
+      end
+      fixed = wrk.format("POST", path, headers, nil) .. table.concat(parts) .. "0\\r\\n\\r\\n"
+    else
+      fixed = wrk.format("POST", path, headers, body)
+    end
+  elseif last == 0 then fixed = format(fixed_user)
   elseif last - first < {PREPARED_MAX} then
     prepared = {{}}  -- every request made once: wrk's CPU comes out of the server's in (e) and (g)
     for i = first, last do prepared[i] = format(string.format("{PREFIX}%07d", i)) end
@@ -287,11 +327,12 @@ function request()
   return format(string.format("{PREFIX}%07d", i))
 end
 
--- Only where the body must be read: with a response() wrk hands every answer to Lua. Elsewhere
--- wrk's own count of non-2xx answers (summary.errors.status) is the check.
-if count_bool then
+-- Only where the body must be read, or answers other than 200 are expected: with a response() wrk hands
+-- every answer to Lua. Elsewhere wrk's own count of non-2xx answers (summary.errors.status) is the check.
+if count_status then
   function response(status, hdrs, body)
     if status == 200 then n200 = n200 + 1 elseif status == 500 then n500 = n500 + 1 else nother = nother + 1 end
+    if not count_bool then return end
     if string.find(body, ">true<", 1, true) then ntrue = ntrue + 1
     elseif string.find(body, ">false<", 1, true) then nfalse = nfalse + 1 end
   end
@@ -303,7 +344,7 @@ function done(summary, latency, requests)
     for k, _ in pairs(c) do c[k] = c[k] + (t:get(k) or 0) end
   end
   local e = summary.errors
-  if not count_bool then c.n200, c.nother = summary.requests - e.status, e.status end
+  if not count_status then c.n200, c.nother = summary.requests - e.status, e.status end
   io.write(string.format(
     'BENCHJSON {{"requests": %d, "duration_us": %d, "bytes": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, ' ..
     '"mean_us": %.1f, "max_us": %d, "err_connect": %d, "err_read": %d, "err_write": %d, "err_status": %d, ' ..
@@ -316,14 +357,19 @@ end
 
 
 def preflight(sc: Scenario, server: Server) -> str:
-    """One request exactly as the Lua script sends it, checked: 200 (and true/false for validate)."""
+    """One request exactly as the Lua script sends it, checked: 200 (and true/false for validate), or the
+    expected status and text of a hostile request."""
     user = f"{PREFIX}{sc.users[0]:07d}" if sc.users else sc.fixed_user
-    body = (sc.body_pre + user + sc.body_post).encode()
+    body = sc.body if sc.body is not None else (sc.body_pre + user + sc.body_post).encode()
     headers = {"Content-Type": sc.content_type}
     if sc.soap_action:
         headers["SOAPAction"] = sc.soap_action
     if sc.auth:
         headers["Authorization"] = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    if sc.chunk_bytes:  # encoded here, so that it goes in one write as wrk sends it
+        headers["Transfer-Encoding"] = "chunked"
+        body = b"".join(b"%x\r\n" % len(body[i:i + sc.chunk_bytes]) + body[i:i + sc.chunk_bytes] + b"\r\n"
+                        for i in range(0, len(body), sc.chunk_bytes)) + b"0\r\n\r\n"
     ctx = ssl.create_default_context(cafile=str(server.ca))
     conn = http.client.HTTPSConnection(HOST, server.port, context=ctx, timeout=30)
     try:
@@ -332,7 +378,8 @@ def preflight(sc: Scenario, server: Server) -> str:
         text = r.read().decode("utf-8", "replace")
     finally:
         conn.close()
-    if r.status != 200 or (sc.count_bool and "true<" not in text and "false<" not in text):
+    if r.status != sc.expect or (sc.count_bool and "true<" not in text and "false<" not in text) \
+            or sc.expect_text not in text + "\n" + (r.getheader("X-Fault-Reason") or ""):
         raise RuntimeError(f"preflight of {sc.key} ({sc.label}): HTTP {r.status}: {text[:300]}")
     return text
 
@@ -356,6 +403,8 @@ class Result:
     other_cpu_pct: float = 0.0  # of one core: the machine's busy time minus the server's and wrk's
     per_process_cpu_s: list = field(default_factory=list)
     ratio_to_bare: float | None = None
+    answer: str = ""  # hostile scenarios: the status (and reason) every answer had
+    body_bytes: int = 0
     wrk: dict = field(default_factory=dict)
     profile: str | None = None
 
@@ -432,13 +481,20 @@ def measure_once(sc: Scenario, server: Server | ServerPair, loads: list[tuple[st
     problems = []
     if errors:
         problems.append(f"{errors} socket errors")
-    if data["n500"] or data["nother"]:
+    if sc.expect != 200:
+        expected = data["n500" if sc.expect == 500 else "nother"]
+        if expected != n:
+            problems.append(f"{n - expected} answers other than {sc.expect}")
+    elif data["n500"] or data["nother"]:
         problems.append(f"{data['n500']} HTTP 500, {data['nother']} other non-200" if sc.count_bool
                         else f"{data['nother']} non-2xx answers")
     if sc.count_bool:
         problems.append(f"answers: {data['ntrue']} true, {data['nfalse']} false")
     res.note = "; ".join(problems)
     res.ok = n > 0
+    if sc.body is not None:
+        res.body_bytes = len(sc.body)
+        res.answer = f"{sc.expect} {sc.expect_text}".strip()
     return res
 
 
@@ -712,6 +768,17 @@ def fmt_details(results: list[Result]) -> str:
     return _table(rows, right=(1, 2, 4, 5, 6))
 
 
+def fmt_hostile(results: list[Result], normal: Result) -> str:
+    rows = [("hostile request", "answer", "body bytes", "CPU µs/req", "ratio to (b)")]
+    for r in results:
+        if r.ok:
+            rows.append((f"({r.key}) {r.label.removeprefix('hostile: ')}", r.answer, f"{r.body_bytes:,}",
+                         f"{r.cpu_us_per_req:,.0f}", f"{r.cpu_us_per_req / normal.cpu_us_per_req:.1f}"))
+        else:
+            rows.append((f"({r.key}) {r.label.removeprefix('hostile: ')}", "-", "-", "-", r.note or "skipped"))
+    return _table(rows, right=(2, 3, 4))
+
+
 def _table(rows, right=()) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     def line(row):
@@ -754,6 +821,12 @@ def targets(by: dict[str, Result], connections: int) -> list[tuple[str, str, boo
     if ok("g", "h"):
         v = by["g"].rps / (2 * by["h"].rps)
         out.append(("  2 separate servers against twice that one worker", f"{v:.2f} x (g/2h)", "info"))
+    hostile = [r for key, r in by.items() if key.startswith("x") and r.ok]
+    if hostile and ok("b"):
+        worst = max(hostile, key=lambda r: r.cpu_us_per_req)
+        v = worst.cpu_us_per_req / by["b"].cpu_us_per_req
+        out.append((f"no hostile request costs over {HOSTILE_MAX_RATIO:g} x the server CPU of (b)",
+                    f"{v:.1f} x, the worst of {len(hostile)}: ({worst.key})", v <= HOSTILE_MAX_RATIO))
     if ok("d", "f"):
         v = by["f"].p50_ms / by["d"].p50_ms
         out.append((f"p50 validateTOTP at {by['f'].label.split(', ')[1]} <= 1.2 x at {by['d'].label.split(', ')[1]}",
@@ -775,7 +848,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: 3 s per scenario, 1 s warm-up, 10^4 users")
     p.add_argument("--repeat", type=int, default=1,
                    help="measured runs per scenario; the one with the median req/s is reported (default 1)")
-    p.add_argument("--only", help="comma-separated scenario keys (a,b,c,d,e,g,h,bs,es,f,d1,f1); default all")
+    p.add_argument("--only", help="comma-separated scenario keys (a,b,c,d,e,g,h,bs,es,f,d1,f1, hostile x...; "
+                                  "a trailing * matches a prefix: 'b,x*'); default all")
     p.add_argument("--database-url", type=loopback_url,
                    help="run on this PostgreSQL (127.0.0.1 only) instead of SQLite: each store in a fresh schema, "
                         "dropped at the end (e.g. postgresql+psycopg://root@127.0.0.1:5432/test)")
@@ -804,6 +878,8 @@ def main(argv=None) -> int:
 
     all_scenarios = scenarios(opts.small_users, opts.users, opts.connections)
     wanted = set(opts.only.split(",")) if opts.only else {s.key for s in all_scenarios}
+    wanted = {s.key for s in all_scenarios for w in wanted if w.endswith("*") and s.key.startswith(w[:-1])} \
+        | {w for w in wanted if not w.endswith("*")}  # x*: every hostile scenario
     unknown = wanted - {s.key for s in all_scenarios}
     if unknown:
         print(f"bench: unknown scenarios {', '.join(sorted(unknown))}", file=sys.stderr)
@@ -876,7 +952,11 @@ def main(argv=None) -> int:
                 continue
             server = live[s.server]
             script = tmp / f"scenario-{s.key}.lua"
-            script.write_text(lua_script(s))
+            body_file = None
+            if s.body is not None:
+                body_file = tmp / f"scenario-{s.key}.body"
+                body_file.write_bytes(s.body)
+            script.write_text(lua_script(s, body_file))
             try:
                 for member in server.members():
                     preflight(s, member)
@@ -943,7 +1023,11 @@ def main(argv=None) -> int:
           f"{database}, serve --cpu-affinity {opts.cpu_affinity or 'auto (default)'}; wrk -t1 -c{opts.connections} -d{opts.duration:g}s after {opts.warmup:g} s warm-up"
           f"{f', median of {opts.repeat} runs' if opts.repeat > 1 else ''}, "
           f"https://{HOST} only\n")
-    print(fmt_table(ordered))
+    print(fmt_table([r for r in ordered if not r.key.startswith("x")]))
+    hostile = [r for r in ordered if r.key.startswith("x")]
+    if hostile and by.get("b") is not None and by["b"].ok:
+        print(f"\nHostile requests, server CPU per request against (b)'s {by['b'].cpu_us_per_req:,.0f} µs:\n")
+        print(fmt_hostile(hostile, by["b"]))
     print("\nDetails. CPU % of one core during the measured run: server = utime+stime of its process tree (/proc/PID/"
           "stat), wrk = the client, other = everything else on the machine (/proc/stat; e.g. PostgreSQL, other "
           "jobs); machine busy = all cores (100 = every core):\n")

@@ -10,7 +10,8 @@ All users share one precomputed Argon2id password hash (of ``--password``).
 
 Rows go in with SQLAlchemy Core ``INSERT``s of ``--batch`` users per transaction. On SQLite the
 loader's own connection runs with ``PRAGMA synchronous=OFF`` (the server's connections are not
-affected). Progress goes to stderr as one carriage-return line; the summary to stdout.
+affected). A progress bar goes to stderr when it is a terminal (tqdm, as ``totp-admin keys rotate``); the
+summary to stdout.
 
     .venv/bin/python scripts/bench_seed.py --data-dir /tmp/d --users 1000000
     .venv/bin/python scripts/bench_seed.py --data-dir /tmp/d --database-url postgresql+psycopg://... --users 10000
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event, func, insert, select, text
 
+from totpadmin.cli.progress import ProgressBar
 from totpadmin.config.loader import load_settings
 from totpadmin.config.settings import TotpSettings
 from totpadmin.core import claims, keyring, secret_codec
@@ -60,37 +62,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--password", default="bench-user-password", help="every user's password (one shared hash)")
     p.add_argument("--batch", type=int, default=10_000, help="users per INSERT batch / transaction (default 10000)")
     p.add_argument("--no-state", action="store_true", help="do not create totp_state rows")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none unless stderr is a terminal)")
     return p.parse_args(argv)
 
 
 def username(prefix: str, number: int) -> str:
     return f"{prefix}{number:0{NAME_DIGITS}d}"
-
-
-class Progress:
-    """A one-line progress bar on stderr, redrawn with a carriage return (no tqdm dependency)."""
-
-    def __init__(self, total: int, *, enabled: bool, width: int = 30):
-        self.total, self.enabled, self.width = total, enabled and total > 0, width
-        self.started = time.monotonic()
-
-    def update(self, done: int) -> None:
-        if not self.enabled:
-            return
-        elapsed = time.monotonic() - self.started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - done) / rate if rate > 0 else 0.0
-        filled = int(self.width * done / self.total)
-        bar = "#" * filled + "." * (self.width - filled)
-        sys.stderr.write(f"\r[{bar}] {100 * done / self.total:5.1f}% {done:>10,}/{self.total:,} users "
-                         f"{rate:>9,.0f}/s  {elapsed:6.1f}s elapsed  ETA {eta:5.0f}s ")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
 
 
 def loader_engine(url: str):
@@ -135,7 +112,8 @@ def seed(args: argparse.Namespace) -> dict:
             tenant_id = conn.scalar(select(tenants_t.c.id).where(tenants_t.c.domain == args.tenant))
         next_id = (conn.scalar(select(func.max(users_t.c.id))) or 0) + 1
 
-    progress = Progress(args.users, enabled=not args.quiet)
+    progress = ProgressBar("seeding", "users", enabled=not args.quiet)
+    progress(0, args.users)
     started = time.monotonic()
     done = 0
     try:
@@ -167,7 +145,7 @@ def seed(args: argparse.Namespace) -> dict:
                 if state_rows:
                     conn.execute(insert(state_t), state_rows)
             done += count
-            progress.update(done)
+            progress(done, args.users)
         if engine.dialect.name == "postgresql":
             # Explicit ids leave the serial sequence behind: move it past them for `user add`.
             with engine.begin() as conn:

@@ -65,6 +65,18 @@ def test_every_key_is_read(tmp_path):
     )
 
 
+def test_throttle_and_proxy_keys_are_read(tmp_path):
+    path = write(tmp_path, "totp.properties",
+                 "loginAccountFailuresPerDay=50\nloginKnownGoodSeconds=0\n"
+                 "trustedProxies = 127.0.0.1, 10.0.0.0/8 ,2001:db8::/32,::1\ntrustedProxyHeader=forwarded\n")
+    settings = load_totp_properties(path)
+    assert settings.login_account_failures_per_day == 50
+    assert settings.login_known_good_seconds == 0
+    assert [str(n) for n in settings.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "2001:db8::/32", "::1/128"]
+    assert settings.trusted_proxy_header == "Forwarded"
+    assert TotpSettings().trusted_proxies == ()  # nobody's header is believed unless configured
+
+
 def test_java_properties_syntax(tmp_path):
     path = write(
         tmp_path,
@@ -111,6 +123,14 @@ def test_unicode_escapes_and_utf8(tmp_path):
         ("secretKeyLength=8", "secretKeyLength", "8"),
         ("secretKeyLength=65", "secretKeyLength", "65"),
         ("foo=bar", "foo", "bar"),
+        ("loginAccountFailuresPerDay=101", "loginAccountFailuresPerDay", "101"),  # NIST SP 800-63B 5.2.2
+        ("loginAccountFailuresPerDay=0", "loginAccountFailuresPerDay", "0"),
+        ("loginKnownGoodSeconds=-1", "loginKnownGoodSeconds", "-1"),
+        ("trustedProxies=proxy.example.org", "trustedProxies", "proxy.example.org"),
+        ("trustedProxies=10.0.0.1, 10.0.0.0/33", "trustedProxies", "10.0.0.1, 10.0.0.0/33"),
+        ("trustedProxies=10.0.0.1/8", "trustedProxies", "10.0.0.1/8"),  # host bits set: a typo?
+        ("trustedProxies=[::1]", "trustedProxies", "[::1]"),
+        ("trustedProxyHeader=X-Real-IP", "trustedProxyHeader", "X-Real-IP"),
     ],
 )
 def test_bad_value_names_file_key_and_value(tmp_path, line, key, value):

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from conftest import TNS, make_conf
+from totpadmin.api.body_limits import MAX_TEXT
 from totpadmin.api.context import Services
 from totpadmin.api.endpoint import Endpoint
 from totpadmin.api.messages import ApiRequest
@@ -221,6 +222,26 @@ def test_odd_shapes_go_to_spyne(endpoints, version, inner):
     same(*both(endpoints, req))
 
 
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+@pytest.mark.parametrize("where", ["argument", "blank"])
+def test_texts_at_the_limit_are_plain_and_over_it_are_refused_alike(endpoints, version, where):
+    """A plain request is within body_limits' text limit: one over it goes to spyne, which refuses it, so
+    both paths answer alike."""
+    def inner(length: int) -> str:
+        if where == "argument":
+            return op("initTOTP", username="a" * length)
+        return f'<ns:initTOTP {T}>{" " * length}<ns:username>alice</ns:username></ns:initTOTP>'
+
+    at = request(*soap(version, inner(MAX_TEXT)))
+    assert plain_taken(endpoints[0], at)
+    same(*both(endpoints, at))
+    over = request(*soap(version, inner(MAX_TEXT + 1)))
+    assert not plain_taken(endpoints[0], over)
+    a, b = both(endpoints, over)
+    same(a, b)
+    assert f"A text in the request is longer than {MAX_TEXT} characters".encode() in a.body
+
+
 @pytest.mark.parametrize("header,plain", [(h, True) for h in PLAIN_HEADERS] + [(h, False) for h in ODD_HEADERS])
 def test_headers(endpoints, header, plain):
     req = request(*soap("1.1", op("initTOTP", username="alice"), header=header))
@@ -256,6 +277,8 @@ def test_other_envelopes(endpoints, ctype, body):
     ("initTOTP", b"username=alice", {"username": ["bob"]}, False),
     ("noSuchOperation", b"username=alice", None, False),
     ("initTOTP", b"username=%ff", None, True),
+    ("initTOTP", b"username=" + b"a" * (MAX_TEXT + 1), None, False),
+    ("initTOTP", b"username=alice" + b"".join(b"&f%d=" % i for i in range(70)), None, False),
 ])
 def test_forms(endpoints, operation, body, query, plain):
     req = request(FORM, body, operation, query=query)

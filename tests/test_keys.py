@@ -218,8 +218,8 @@ def test_rekey_in_batches_survives_a_crash_and_resumes(tmp_path, store, database
     seen = []
 
     with pytest.raises(InjectedCrash):
-        rekey(store, box, batch_size=2, fail_after=2, on_batch=lambda rep: seen.append(rep.rewritten))
-    assert seen == [2, 4]
+        rekey(store, box, batch_size=2, fail_after=2, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(0, 7), (2, 7), (4, 7)]
     counts = dict(database.query(SEALED_SQL))
     assert counts == {new_ring.active_id: 4, old_ring.active_id: 3}  # the third batch rolled back
     assert _read_all(store, box, secrets_) == secrets_

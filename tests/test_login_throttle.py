@@ -1,8 +1,9 @@
 """Password guessing over HTTP Basic is slowed per username and blocked per client address
-(core/throttle.py, the login* keys of conf/totp.properties), end to end.
+(core/throttle.py, the login* keys of conf/totp.properties), without refusing credentials that signed in
+before, and the client address behind a trusted proxy (core/client_address.py), end to end.
 
-Every test comes from 127.0.0.1, so the per-address block applies to all of a test's calls; each test
-has a server (and so a throttle) of its own. Durations are compared, with generous margins, against the
+Unless a test says otherwise its calls come from 127.0.0.1, so the per-address block applies to all of
+them; each test has a server (and so a throttle) of its own. Durations are compared, with generous margins, against the
 duration of an attempt that cannot have been held back (the first failure of a username: it includes the
 TLS handshake and the Argon2 check), and against delays of whole seconds: these check behaviour, not
 performance.
@@ -15,9 +16,10 @@ import threading
 import time
 
 import pytest
+import requests
 
 from conftest import ADMIN_PASSWORD, TNS
-from wire import soap11
+from wire import from_address, soap11
 
 AUTH_FAULT = "Access Denied. Authentication failed - Invalid credentials provided."
 THROTTLE = {"loginFailuresBeforeDelay": "2", "loginMaxDelaySeconds": "2", "loginFailuresBeforeBlock": "6",
@@ -44,11 +46,12 @@ def assert_ok(r):
     assert r.text.startswith(f'<ns:isTOTPEnabledResponse xmlns:ns="{TNS}">')
 
 
-def assert_blocked(r):
+def assert_blocked(r, about: str = "from this address", longest: int = int(THROTTLE["loginBlockSeconds"])):
     assert r.status_code == 429, (r.status_code, r.text)
+    assert r.reason == "Too Many Requests"  # Twisted alone says "Unknown Status"
     retry = int(r.headers["Retry-After"])
-    assert 1 <= retry <= int(THROTTLE["loginBlockSeconds"])
-    assert "Too many failed logins" in r.text
+    assert 1 <= retry <= longest
+    assert r.text == f"Too many failed logins {about}; try again later\n"
 
 
 def test_failures_are_slowed_then_the_address_is_blocked_then_released(make_server):
@@ -65,7 +68,8 @@ def test_failures_are_slowed_then_the_address_is_blocked_then_released(make_serv
     assert all(t >= base + SLOWED for t in timings[3:]), timings
     blocked_at = time.monotonic()
 
-    # Blocked: even the right password, and any other username, from this address.
+    # Blocked: any other username, and even the right password of credentials that have not signed in
+    # before (test_credentials_that_signed_in_pass_a_blocked_address has those that did).
     r, _ = attempt(srv, "admin", ADMIN_PASSWORD)
     assert_blocked(r)
     r, _ = attempt(srv, "someone-else", "whatever")
@@ -196,3 +200,113 @@ def test_failures_are_counted_whatever_the_request_holds(make_server, path, user
         assert r.headers.get("X-Fault-Reason") == AUTH_FAULT, (r.headers.get("Content-Type"), r.text)
     r, _ = attempt(srv, "admin", ADMIN_PASSWORD)
     assert_blocked(r)
+
+
+def test_credentials_that_signed_in_pass_a_blocked_address(make_server):
+    """The address is blocked by someone's guessing; the admin, who signed in from it before, still gets
+    in with the right password (form and SOAP), without waiting; a wrong one for the admin is refused
+    unchecked."""
+    srv = make_server(properties={**THROTTLE, "loginFailuresBeforeDelay": "100"})
+    r, _ = attempt(srv, "admin", ADMIN_PASSWORD)
+    assert_ok(r)
+    for n in range(int(THROTTLE["loginFailuresBeforeBlock"])):
+        r, _ = attempt(srv, f"mallory{n}", "guess")
+        assert_auth_failed(r)
+    r, _ = attempt(srv, "mallory", "guess")
+    assert_blocked(r)
+
+    r, took = attempt(srv, "admin", ADMIN_PASSWORD)
+    assert_ok(r)
+    with srv.session() as s:
+        r = s.post(srv.url, data=soap11("isTOTPEnabled", "admin"),
+                   headers={"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": '"urn:isTOTPEnabled"'})
+    assert r.status_code == 200 and "isTOTPEnabledResponse" in r.text
+    r, _ = attempt(srv, "admin", "wrong-password")
+    assert_blocked(r)
+
+
+def test_parallel_guesses_for_one_username_are_spaced_or_refused(make_server):
+    """Twelve wrong passwords for one username at the same moment: the first two are checked at once,
+    the next after 1 and 3 s (a delay after the one before), and those that would wait longer than two
+    delays (4 s) get 429 with Retry-After. Before, all twelve waited the same delay and then ran."""
+    srv = make_server(properties={**THROTTLE, "loginFailuresBeforeBlock": "1000"})
+    sessions = [srv.session("admin", f"guess-{n}") for n in range(12)]
+    for s in sessions:  # connected (TLS) beforehand, so that the guesses arrive together
+        assert s.get(f"{srv.base}/health").status_code == 200
+    barrier = threading.Barrier(len(sessions))
+    answers = [None] * len(sessions)
+
+    def guess(n):
+        barrier.wait()
+        answers[n] = sessions[n].post(f"{srv.url}/isTOTPEnabled", data={"username": "admin"}, timeout=30)
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(len(sessions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    checked = [r for r in answers if r.status_code != 429]
+    refused = [r for r in answers if r.status_code == 429]
+    for r in checked:
+        assert_auth_failed(r)
+    for r in refused:
+        assert_blocked(r, "for this username", longest=60)
+    # 4 when they arrive within a second of each other; a 5th only if they came 1-3 s apart.
+    assert 4 <= len(checked) <= 5, [r.status_code for r in answers]
+    for s in sessions:
+        s.close()
+
+
+def proxied(srv, source: str, forwarded_for: str | None, user: str = "admin", password: str = ADMIN_PASSWORD,
+            headers: dict[str, str] | None = None):
+    """One form call from ``source`` (a loopback address) carrying ``X-Forwarded-For``; the response."""
+    with from_address(srv.session(user, password), source) as s:
+        headers = {**({"X-Forwarded-For": forwarded_for} if forwarded_for is not None else {}), **(headers or {})}
+        return s.post(f"{srv.url}/isTOTPEnabled", data={"username": "admin"}, headers=headers, timeout=30)
+
+
+def audit_sources(srv) -> list[tuple[str, str, str]]:
+    return srv.database.query_audit("SELECT source, caller, outcome FROM audit_trail ORDER BY at, id")
+
+
+def test_a_trusted_proxy_names_the_client_and_only_its_address_is_blocked(make_server):
+    """127.0.0.2 is a trusted proxy: its X-Forwarded-For names the client (the rightmost entry, not the
+    one the client wrote on the left), for the throttle, the audit and the access log. The guesser's
+    address is blocked; another client behind the same proxy signs in with credentials that never signed
+    in before. Any other peer's X-Forwarded-For is ignored."""
+    srv = make_server(properties={**THROTTLE, "loginFailuresBeforeDelay": "100", "loginFailuresBeforeBlock": "3",
+                                  "trustedProxies": "127.0.0.2, 10.0.0.0/8"})
+    guesser = "198.51.100.1, 203.0.113.9"  # the client claims 198.51.100.1; the proxy saw 203.0.113.9
+    for _ in range(3):
+        assert_auth_failed(proxied(srv, "127.0.0.2", guesser, password="wrong-password"))
+    assert_blocked(proxied(srv, "127.0.0.2", guesser, password="wrong-password"))
+    assert_blocked(proxied(srv, "127.0.0.2", "203.0.113.9, 10.1.1.1", user="other", password="x"))  # via 2 proxies
+
+    assert_ok(proxied(srv, "127.0.0.2", "203.0.113.10"))  # another client of the proxy
+    assert_ok(proxied(srv, "127.0.0.2", None))  # the proxy itself
+    assert_ok(proxied(srv, "127.0.0.2", "]]not an address[["))  # malformed: the proxy is the client
+    # Not a trusted proxy: its header is ignored, whatever it claims.
+    assert_auth_failed(proxied(srv, "127.0.0.3", "203.0.113.10", password="wrong-password"))
+    assert_auth_failed(proxied(srv, "127.0.0.1", "127.0.0.2", password="wrong-password"))
+
+    assert audit_sources(srv) == [("203.0.113.9", "admin", "auth-failed")] * 3 + [
+        ("203.0.113.10", "admin", "success"), ("127.0.0.2", "admin", "success"), ("127.0.0.2", "admin", "success"),
+        ("127.0.0.3", "admin", "auth-failed"), ("127.0.0.1", "admin", "auth-failed")]
+    access = [line for line in srv.log().splitlines() if '"POST /services/TOTPAdminService/isTOTPEnabled"' in line]
+    assert sum('203.0.113.9 "POST' in line for line in access) == 5, access
+    assert not any("198.51.100.1" in line for line in access)
+
+
+def test_a_trusted_proxy_may_use_forwarded_instead(make_server):
+    """trustedProxyHeader=Forwarded (RFC 7239): its for= names the client, quoted IPv6 with a port
+    included; X-Forwarded-For is then ignored, even from the trusted proxy; a malformed Forwarded leaves
+    the proxy as the client."""
+    srv = make_server(properties={"trustedProxies": "127.0.0.2", "trustedProxyHeader": "Forwarded"})
+    spoofed = {"X-Forwarded-For": "203.0.113.5"}
+    assert_ok(proxied(srv, "127.0.0.2", None, headers={
+        **spoofed, "Forwarded": 'for=198.51.100.1, for="[2001:DB8:cafe::17]:4711";proto=https'}))
+    assert_ok(proxied(srv, "127.0.0.2", None, headers={**spoofed, "Forwarded": "for=_hidden"}))
+    assert_ok(proxied(srv, "127.0.0.2", None, headers=spoofed))
+    assert_ok(proxied(srv, "127.0.0.3", None, headers={"Forwarded": "for=198.51.100.1"}))  # not trusted
+    assert [source for source, _, _ in audit_sources(srv)] == ["2001:db8:cafe::17", "127.0.0.2", "127.0.0.2",
+                                                               "127.0.0.3"]

@@ -86,3 +86,76 @@ def test_json_logs_carry_the_request_id(make_server):
     audit = next(doc for doc in mine if doc["logger"] == "totpadmin.audit")
     assert (audit["operation"], audit["outcome"], audit["target"]) == ("initTOTP", "success", "alice")
     assert ALICE_PW not in srv.log() and "secret=" not in srv.log()
+
+
+def assert_our_plain_answer(r, status: int) -> None:
+    where = (r.request.method, r.request.url)
+    assert r.status_code == status, (where, r.status_code, r.text[:200])
+    assert r.headers.get("Server") == "WSO2 Carbon Server", (where, r.headers)
+    assert r.headers["Content-Type"].startswith("text/plain"), (where, r.headers)
+    assert "<" not in r.text and "twisted" not in r.text.lower(), (where, r.text[:200])
+    if status == 405:
+        assert r.headers["Allow"], (where, r.headers)
+
+
+def test_every_answer_of_the_service_port_is_the_services_own(make_server):
+    """Probes, unknown paths and methods: the service's Server header and plain text, never Twisted's
+    name and version or its HTML pages (404, 405, 501)."""
+    port = free_port()
+    srv = make_server(extra=("--metrics-port", str(port)))
+    s = srv.session(user=None)
+    for method, path, status in [
+        ("GET", "/health", 200), ("HEAD", "/health", 200), ("GET", "/ready", 200), ("HEAD", "/ready", 200),
+        ("GET", "/", 404), ("POST", "/", 404), ("DELETE", "/", 404), ("GET", "/nope", 404),
+        ("GET", "/health/x", 404), ("GET", "/ready/x/y", 404), ("GET", "/metrics", 404),
+        ("GET", "/services", 404), ("GET", "/services/Other", 404),
+        ("POST", "/health", 405), ("PUT", "/health", 405), ("DELETE", "/ready", 405), ("OPTIONS", "/ready", 405),
+        ("PATCH", "/services/TOTPAdminService", 405),
+    ]:
+        assert_our_plain_answer(s.request(method, srv.base + path), status)
+
+    # The metrics listener, a site of its own: no Twisted name, version or HTML page either.
+    metrics = f"http://127.0.0.1:{port}"
+    ok = requests.get(metrics + "/metrics", timeout=10)
+    assert ok.status_code == 200 and ok.headers["Server"] == "WSO2 Carbon Server", ok.headers
+    for method, path, status in [("GET", "/", 404), ("GET", "/nope", 404), ("POST", "/metrics", 405),
+                                 ("DELETE", "/health", 405)]:
+        assert_our_plain_answer(requests.request(method, metrics + path, timeout=10), status)
+
+
+AUDIT_KEYS = {"request_id", "source", "caller", "operation", "target", "outcome"}
+
+
+def test_json_audit_lines_carry_the_same_keys_for_every_outcome(make_server):
+    """Every line of the audit logger names request_id, source, caller, operation, target and outcome
+    (and detail where there is one), failed logins included."""
+    srv = make_server(extra=("--log-format", "json"))
+    srv.cli("user", "add", "alice", input=f"{ALICE_PW}\n")
+    admin, alice = srv.session(), srv.session("alice", ALICE_PW)
+    calls = {  # request id -> (caller, operation, target, outcome, detail)
+        admin.post(srv.url + "/initTOTP", data={"username": "alice"}).headers["x-request-id"]:
+            ("admin", "initTOTP", "alice", "success", None),
+        admin.post(srv.url + "/validateTOTP", data={"username": "alice", "verificationCode": "12345x"})
+            .headers["x-request-id"]: ("admin", "validateTOTP", "alice", "failure", None),
+        alice.post(srv.url + "/resetTOTP", data={"username": "admin"}).headers["x-request-id"]:
+            ("alice", "resetTOTP", "admin", "denied", "NotAuthorized"),
+        admin.post(srv.url + "/resetTOTP", data={"username": "ghost"}).headers["x-request-id"]:
+            ("admin", "resetTOTP", "ghost", "fault", "UnknownUser"),
+        srv.session("admin", "Wr0ng-pass-Z").post(srv.url + "/isTOTPEnabled", data={"username": "alice"})
+            .headers["x-request-id"]: ("admin", "isTOTPEnabled", "-", "auth-failed", None),
+        srv.session("alice", "Wr0ng-pass-Y").post(
+            srv.url, data=b"<x/>", headers={"Content-Type": "text/xml; charset=UTF-8"}).headers["x-request-id"]:
+            ("alice", "(soap)", "-", "auth-failed", None),
+    }
+    srv.stop()
+    lines = [json.loads(line) for line in srv.log().splitlines() if line.startswith("{")]
+    audit = [doc for doc in lines if doc["logger"] == "totpadmin.audit"]
+    assert {doc["request_id"] for doc in audit} == set(calls), audit
+    for doc in audit:
+        caller, operation, target, outcome, detail = calls[doc["request_id"]]
+        assert AUDIT_KEYS <= set(doc), doc
+        assert ("detail" in doc) == (detail is not None), doc
+        assert (doc["caller"], doc["operation"], doc["target"], doc["outcome"], doc.get("detail")) == \
+            (caller, operation, target, outcome, detail), doc
+        assert doc["source"] == "127.0.0.1", doc
+    assert "Wr0ng-pass" not in srv.log() and ALICE_PW not in srv.log()

@@ -127,6 +127,7 @@ BAD_PROPERTIES = [
     ({"UseCommonIssuer": "yes"}, "UseCommonIssuer", "yes", []),
     ({"UseCommonIssuer": "true"}, "UseCommonIssuer", "true", ["Issuer"]),  # ... but no Issuer
     ({"noSuchKey": "42"}, "noSuchKey", "42", ["unknown key"]),
+    ({"trustedProxies": "127.0.0.1, nginx"}, "trustedProxies", "127.0.0.1, nginx", ["'nginx'", "not an IP address"]),
     ({"timestepsize": "30"}, "timestepsize", "30", ["unknown key"]),  # keys are case-sensitive
 ]
 

@@ -17,6 +17,23 @@ SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 
 
+class _FromAddress(requests.adapters.HTTPAdapter):
+    def __init__(self, address: str):
+        self._address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, source_address=(self._address, 0), **kwargs)
+
+
+def from_address(session: requests.Session, address: str) -> requests.Session:
+    """``session``, connecting from ``address``: another loopback address (127.0.0.2, ...) is another
+    client as far as the server can tell."""
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, _FromAddress(address))
+    return session
+
+
 def soap11(operation: str, username: str | None) -> bytes:
     child = f"<ns:username>{username}</ns:username>" if username is not None else ""
     return (f'<soapenv:Envelope xmlns:soapenv="{SOAP11}"><soapenv:Header/><soapenv:Body>'

@@ -9,6 +9,18 @@ never import ``spyne.server.twisted``):
 - twisted/twisted#12361: ``twisted.python.constants`` removed in 24.11, imported by spyne's Twisted transport.
 - arskom/spyne#712: Python 3.13 removed ``cgi``; spyne's SOAP protocol imports it. pyproject.toml installs
   ``legacy-cgi`` there, which provides the module, so no code is needed.
+
+Bounded instead of patched:
+- lxml's ``_Element.items()`` / ``attrib.items()`` / ``values()`` look every attribute up again by name
+  (``_attributeValue`` calls libxml2's ``xmlGetNsProp``, which walks the element's attribute list), so
+  they are quadratic in one element's attributes: 10,000 take 0.16 s, 40,000 about 8 s. spyne reads every
+  element of a request that way (``XmlDocument.complex_from_element``, ``soap11.resolve_hrefs``). No
+  upstream report found (lxml's tracker is bugs.launchpad.net/lxml). ``api/body_limits.py`` refuses an
+  element with more than 32 attributes (and a request with more than 256) before spyne reads it.
+- spyne's ``soap11.resolve_hrefs`` follows SOAP-encoding references recursively with no cycle check: a
+  cycle recursed to Python's limit (~1 ms, then a RecursionError), and each reference copies the referenced
+  element's attributes. No upstream report found; ``api/body_limits.py`` allows 16 references and none
+  inside a referenced element.
 """
 
 from __future__ import annotations
@@ -73,6 +85,28 @@ def http_channel():
             self.loseConnection()
 
     return AnsweringHTTPChannel
+
+
+def missing_reason_phrases() -> dict[int, bytes]:
+    """Reason phrases for the statuses Twisted's table lacks, to pass to ``Request.setResponseCode``.
+    Twisted (26.10) has no 429 (RFC 6585) in ``twisted.web.http.RESPONSES`` and sends "429 Unknown
+    Status"; no upstream issue found. The phrases come from the standard library's table."""
+    from http import HTTPStatus
+
+    from twisted.web import http
+
+    return {int(s): s.phrase.encode("ascii") for s in HTTPStatus if int(s) not in http.RESPONSES}
+
+
+def stop_decoding_body(channel) -> None:
+    """twisted/twisted#4898, #10191 (open): twisted.web has no way to stop reading a request body. A
+    chunked body is decoded chunk by chunk from all the data received at once (one TLS record, up to
+    16 KiB: ~2,700 one-byte chunks at ~3 µs each), even after the transport was aborted. Emptying the
+    decoder's buffer ends its loop after the chunk being delivered."""
+    decoder = getattr(channel, "_transferDecoder", None)
+    buffer = getattr(decoder, "_buffer", None)
+    if isinstance(buffer, bytearray):
+        del buffer[:]
 
 
 def memoize_content_type_parsing() -> None:

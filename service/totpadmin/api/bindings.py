@@ -4,14 +4,15 @@ by a minimal spyne server, answering in Axis2's bytes.
 spyne reads the request (envelope or form), finds the operation, checks and converts the argument, and
 builds the response element (its XmlDocument protocol); :mod:`.axis2_xml` writes that element, the
 envelope and faults the way Axis2 does. Requests of the plain shapes nearly every client sends are read
-by :mod:`.fastpath` instead, to the same effect at a fraction of the CPU.
+by :mod:`.fastpath` instead, to the same effect at a fraction of the CPU. No body is parsed before
+:mod:`.body_limits` has checked it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from spyne import Application, MethodContext
 from spyne.protocol import ProtocolBase
@@ -21,7 +22,7 @@ from spyne.protocol.xml import XmlDocument
 from spyne.server._base import ServerBase
 from spyne.server.http import HttpTransportContext
 
-from . import axis2_xml, fastpath, faults
+from . import axis2_xml, body_limits, fastpath, faults
 from .context import CallContext
 from .messages import ApiReply, ApiRequest
 from .names import SERVICE_NAME, SOAP11_ENV, SOAP12_ENV, TNS
@@ -30,7 +31,6 @@ from .service import TOTPAdminService
 log = logging.getLogger(__name__)
 
 FORM = "application/x-www-form-urlencoded"
-MAX_FORM_FIELDS = 64
 MAX_REASON_HEADER = 512
 # A SOAP message must not contain a DTD (SOAP 1.1 section 3, SOAP 1.2 part 1 section 5); refusing any
 # declaration outright rules out external entities and entity expansion whatever the parser does.
@@ -51,6 +51,32 @@ class _Transport(HttpTransportContext):
         return self._request.content_type
 
 
+class _Bounded:
+    """Mixed into spyne's XML protocols: the document spyne just parsed meets :func:`.body_limits.check_tree`
+    before spyne reads anything of it (ids and hrefs, headers, arguments). Soft validation: spyne then
+    refuses a repeated parameter (as the form binding does) instead of keeping the last one."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, validator="soft", **kwargs)
+
+    def create_in_document(self, ctx, charset=None):
+        super().create_in_document(ctx, charset)
+        document = ctx.in_document  # SOAP: (root, ids)
+        body_limits.check_tree(document[0] if isinstance(document, tuple) else document)
+
+
+class _Soap11(_Bounded, Soap11):
+    pass
+
+
+class _Soap12(_Bounded, Soap12):
+    pass
+
+
+class _XmlDocument(_Bounded, XmlDocument):
+    pass
+
+
 class _Server(ServerBase):
     transport = "http://schemas.xmlsoap.org/soap/http"
 
@@ -65,14 +91,17 @@ class _Server(ServerBase):
 def _form_fields(request: ApiRequest) -> dict[str, list[str]]:
     fields = {k: list(v) for k, v in request.query.items()}
     if request.method == "POST" and request.content_type == FORM and request.body:
+        body_limits.check_form(request.body)
         try:
             body = request.body.decode("utf-8")
-            parsed = parse_qs(body, keep_blank_values=True, strict_parsing=False, max_num_fields=MAX_FORM_FIELDS)
+            parsed = parse_qs(body, keep_blank_values=True, strict_parsing=False,
+                              max_num_fields=body_limits.MAX_FORM_FIELDS)
         except (UnicodeDecodeError, ValueError):
             raise faults.ServiceFault("The form body is not valid UTF-8 URL-encoded data",
                                       declared=False, client=True) from None
         for key, values in parsed.items():
             fields.setdefault(key, []).extend(values)
+    body_limits.check_fields(fields)
     return fields
 
 
@@ -96,6 +125,10 @@ class Binding:
 
     def call(self, request: ApiRequest, udc: CallContext) -> ApiReply:
         if self.reads_xml:
+            try:
+                body_limits.check_xml(request.body)
+            except faults.ServiceFault as fault:
+                return self.fault(fault, request.operation)
             try:
                 request.body.decode("utf-8")
             except UnicodeDecodeError:
@@ -132,6 +165,17 @@ class Binding:
         if ctx.out_error is not None:
             return self.fault(faults.from_spyne(ctx.out_error, operation), operation)
         return self.reply(operation, _response_element(ctx))
+
+    def oversized(self, request: ApiRequest) -> ApiReply | None:
+        """The fault answering a body larger than this binding reads (its length only: cheap enough for the
+        reactor thread, before the login and the database thread); None if it is not."""
+        if not self.reads_xml and (request.method != "POST" or request.content_type != FORM):
+            return None
+        try:
+            body_limits.check_size(request.body, xml=self.reads_xml)
+        except faults.ServiceFault as fault:
+            return self.fault(fault, request.operation)
+        return None
 
     def plain_arguments(self, request: ApiRequest) -> tuple[fastpath.Operation, list[str]] | None:
         """The operation and arguments if the request has the plain shape :mod:`.fastpath` reads; None
@@ -177,7 +221,7 @@ class Soap11Binding(Binding):
     content_type = "text/xml; charset=UTF-8"
 
     def __init__(self, **options):
-        super().__init__(Soap11(), **options)
+        super().__init__(_Soap11(), **options)
 
     def plain_arguments(self, request):
         return fastpath.soap_arguments(request.body, SOAP11_ENV)
@@ -193,7 +237,7 @@ class Soap11Binding(Binding):
 class Soap12Binding(Binding):
 
     def __init__(self, **options):
-        super().__init__(Soap12(), **options)
+        super().__init__(_Soap12(), **options)
 
     def plain_arguments(self, request):
         return fastpath.soap_arguments(request.body, SOAP12_ENV)
@@ -231,10 +275,23 @@ class HttpBinding(Binding):
     def fault(self, fault, operation):
         # Axis2 writes only the detail's first element, so a declared fault's reason would be lost;
         # the header keeps it visible to admins using curl -i without changing the body.
-        printable = "".join(ch if " " <= ch <= "~" else "?" for ch in fault.reason)
-        reason_header = ("X-Fault-Reason", printable[:MAX_REASON_HEADER])
+        reason_header = ("X-Fault-Reason", reason_header_value(fault.reason))
         return ApiReply(500, self.content_type, axis2_xml.rest_fault(fault.reason, self._detail(fault)),
                         headers=(reason_header,))
+
+
+# RFC 8187 attr-char: what an extended value carries unescaped (quote() adds ALPHA, DIGIT and "_.-~").
+_ATTR_CHAR_PUNCTUATION = "!#$&+^`|"
+
+
+def reason_header_value(reason: str) -> str:
+    """``reason`` as the X-Fault-Reason value: printable ASCII as it is (as always); anything else as an
+    RFC 8187 extended value, ``UTF-8''`` and the UTF-8 bytes percent-encoded (no reason of ours starts
+    with that). At most MAX_REASON_HEADER characters of the reason, whole characters only."""
+    reason = reason[:MAX_REASON_HEADER]
+    if all(" " <= ch <= "~" for ch in reason):
+        return reason
+    return "UTF-8''" + quote(reason, safe=_ATTR_CHAR_PUNCTUATION, encoding="utf-8", errors="replace")
 
 
 class XmlHttpBinding(HttpBinding):
@@ -244,7 +301,7 @@ class XmlHttpBinding(HttpBinding):
 
 
     def __init__(self, **options):
-        super().__init__(XmlDocument(), **options)
+        super().__init__(_XmlDocument(), **options)
 
     def plain_arguments(self, request):
         return None  # rare: spyne reads it

@@ -88,7 +88,7 @@ class CallContext:
             event = self._event(ref, outcome)
             if not read_only:
                 unit.audit.add(event)
-        self._log(ref, outcome)
+        log_event(event)
         if read_only:
             self.unstored_event = event  # observed once stored
         else:
@@ -106,7 +106,7 @@ class CallContext:
             ref = None
         outcome = audit.DENIED if isinstance(err, NotAuthorized) else audit.FAULT
         event = self._event(ref, outcome, type(err).__name__, raw_target=username)
-        self._log(ref, outcome, event.detail)
+        log_event(event)
         store_event(self.services, event)
 
     def _event(self, ref: UserRef | None, outcome: str, detail: str = "", raw_target: str | None = None):
@@ -116,13 +116,27 @@ class CallContext:
             outcome=outcome, detail=detail,
         )
 
-    def _log(self, ref: UserRef | None, outcome: str, detail: str = "") -> None:
-        target = ref.qualified if ref else "-"
-        audit_log.info("request=%s source=%s caller=%s operation=%s target=%s outcome=%s%s", self.request_id,
-                       self.peer, self.principal.ref.qualified, self.operation, target, outcome,
-                       f" detail={detail}" if detail else "",
-                       extra={"request_id": self.request_id, "source": self.peer, "caller": self.principal.ref.qualified,
-                              "operation": self.operation, "target": target, "outcome": outcome})
+
+def log_fields(event: audit.AuditEvent) -> dict[str, str]:
+    """The keys of every audit log line (JSON keys with ``--log-format json``): request_id, source,
+    caller, operation, target, outcome, and detail when there is one. The target only if it parsed as a
+    user (the event then names its tenant); a name that did not is client input, kept in the audit
+    table, not the log: ``-``."""
+    fields = {"request_id": event.request_id, "source": event.source, "caller": event.caller,
+              "operation": event.operation, "target": event.target if event.tenant else "-",
+              "outcome": event.outcome}
+    if event.detail:
+        fields["detail"] = event.detail
+    return fields
+
+
+def log_event(event: audit.AuditEvent) -> None:
+    """The audit log line of ``event``. The caller is quoted: after a failed login it is the name the
+    client sent, whatever it holds."""
+    fields = log_fields(event)
+    audit_log.info("request=%s source=%s caller=%r operation=%s target=%s outcome=%s%s", fields["request_id"],
+                   fields["source"], fields["caller"], fields["operation"], fields["target"], fields["outcome"],
+                   f" detail={event.detail}" if event.detail else "", extra=fields)
 
 
 def store_event(services: Services, event: audit.AuditEvent) -> None:
@@ -130,4 +144,4 @@ def store_event(services: Services, event: audit.AuditEvent) -> None:
     services.observe(event)
     if not services.db.add_audit_event(event):
         audit_log.warning("request=%s: audit event not stored: the database refused it or is unavailable",
-                          event.request_id)
+                          event.request_id, extra=log_fields(event))

@@ -11,7 +11,7 @@ from ..core.errors import AuthenticationFailed, StoreUnavailable
 from ..core.principal import Principal
 from . import faults
 from .bindings import Bindings, UnsupportedMediaType
-from .context import CallContext, LoginChanged, Services, audit_log, store_event
+from .context import CallContext, LoginChanged, Services, log_event, store_event
 from .messages import ApiReply, ApiRequest
 
 log = logging.getLogger(__name__)
@@ -28,14 +28,14 @@ class Endpoint:
         """The answer to a request that needs neither the database nor spyne, else None. Cheap: runs
         on the reactor thread."""
         try:
-            self.bindings.select(request)
+            binding = self.bindings.select(request)
         except UnsupportedMediaType:
             body = b"Unsupported Content-Type: use text/xml (SOAP 1.1), application/soap+xml (SOAP 1.2) " \
                    b"or application/x-www-form-urlencoded to /services/TOTPAdminService/<operation>\n"
             return ApiReply(415, "text/plain; charset=UTF-8", body)
         if request.credentials is None:
             return self._challenge
-        return None
+        return binding.oversized(request)
 
     def login_state(self, request: ApiRequest) -> CacheState:
         """Whether the request's credentials verified recently, and whether they are due to be checked
@@ -130,6 +130,5 @@ class Endpoint:
         event = audit.AuditEvent(request_id=request.request_id, source=request.peer, caller=request.credentials[0],
                                  operation=request.operation or "(soap)", target=None, tenant=None,
                                  outcome=audit.AUTH_FAILED)
-        audit_log.info("request=%s source=%s caller=%r outcome=%s", event.request_id, event.source, event.caller,
-                       event.outcome)
+        log_event(event)
         store_event(self.services, event)

@@ -6,9 +6,11 @@ more than the database work behind the call. Nearly every real request has one p
 of the binding's SOAP version, at most an empty Header, a Body holding one operation element in our
 namespace whose children are our parameters, each once, as plain text; or a form with each parameter once.
 Those are read here; anything else (attributes such as ``xsi:nil`` or ``href``, header blocks, comments,
-unqualified or unknown children, missing parameters, empty values, repeated fields) returns None and goes
-to spyne. The operation itself runs through the service's own ``call_wrapper`` and its answer is written
-as :mod:`.axis2_xml` writes spyne's, so both paths give the same bytes; ``tests/test_fastpath.py`` sends
+unqualified or unknown children, missing parameters, empty values, repeated fields, texts over
+:data:`.body_limits.MAX_TEXT`) returns None and goes to spyne. So a plain request is within every limit
+:func:`.body_limits.check_tree` checks, and anything else meets that check before spyne reads it. The
+operation itself runs through the service's own ``call_wrapper`` and its answer is written as
+:mod:`.axis2_xml` writes spyne's, so both paths give the same bytes; ``tests/test_fastpath.py`` sends
 each request of a corpus through both and compares the replies.
 """
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from . import axis2_xml
+from .body_limits import too_long
 from .names import TNS
 from .service import TOTPAdminService
 
@@ -68,7 +71,7 @@ def _parser() -> etree.XMLParser:
 
 
 def _blank(text: str | None) -> bool:
-    return text is None or not text.strip()
+    return text is None or (not too_long(text) and not text.strip())
 
 
 def soap_arguments(body: bytes, envelope_ns: str) -> tuple[Operation, list[str]] | None:
@@ -101,7 +104,7 @@ def soap_arguments(body: bytes, envelope_ns: str) -> tuple[Operation, list[str]]
     for child in call:
         name = _PARAM_TAGS.get(child.tag) if isinstance(child.tag, str) else None
         if (name is None or name not in operation.params or name in values or child.attrib or len(child)
-                or not child.text or not _blank(child.tail)):
+                or not child.text or too_long(child.text) or not _blank(child.tail)):
             return None
         values[name] = child.text
     return _in_order(operation, values)

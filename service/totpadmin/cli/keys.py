@@ -22,6 +22,7 @@ from ..core import keyring
 from ..core.secretbox import SecretBox
 from ..store.models import Claim
 from ..store.rekey import RekeyError, rekey
+from .progress import ProgressBar
 
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_SETTLE_SECONDS = 2.0
@@ -115,16 +116,19 @@ def _rotate(db, key_file, args) -> int:
         # A server that sealed a value with the old key just before it noticed the new file may not
         # have committed yet; give it time, so that the count of values on old keys below sees it.
         time.sleep(args.settle_seconds)
+    started = time.monotonic()
     try:
-        report = rekey(db, SecretBox(ring), batch_size=args.batch_size, fail_after=args.crash_after_batches,
-                       crash=lambda: os.kill(os.getpid(), signal.SIGKILL))
+        with ProgressBar("re-encrypting", "values") as progress:
+            report = rekey(db, SecretBox(ring), batch_size=args.batch_size, progress=progress,
+                           fail_after=args.crash_after_batches, crash=lambda: os.kill(os.getpid(), signal.SIGKILL))
     except RekeyError as err:
         print(f"totp-admin: {err}", file=sys.stderr)
         print(f"totp-admin: {err.report.rewritten} values were re-encrypted to {ring.active_id} before "
               f"stopping; no key was retired. Fix or reset that user's TOTP, then run "
               f"`totp-admin keys rotate --resume`.", file=sys.stderr)
         return 1
-    print(f"re-encrypted {report.rewritten} stored values to {ring.active_id} in {report.batches} batches")
+    print(f"re-encrypted {report.rewritten} stored values to {ring.active_id} in {report.batches} batches "
+          f"({time.monotonic() - started:.1f} s)")
     if report.remaining_old:
         print(f"totp-admin: {report.remaining_old} values are still on old keys (locked by concurrent "
               f"writes); no key was retired. Run `totp-admin keys rotate --resume` again.", file=sys.stderr)

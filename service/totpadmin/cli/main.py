@@ -27,6 +27,7 @@ from . import audit as audit_cli
 from . import db as db_cli
 from . import keys as keys_command
 from . import qr as qr_cli
+from .broken_pipe import quiet_on_broken_pipe
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +36,7 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="totp-admin", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="totp-admin", description=__doc__.splitlines()[0].replace("``", ""))
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run TOTPAdminService over HTTPS")
@@ -107,6 +108,7 @@ def read_password(prompt: str = "Password: ") -> str:
     return password
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for serve --workers to start its workers
@@ -193,7 +195,7 @@ def _tenant(args, users) -> int:
         print(f"added tenant {args.domain.lower()}")
     else:
         for domain, count in users.tenants():
-            print(f"{domain}\t{count} users")
+            print(f"{domain}\t{count} user{'' if count == 1 else 's'}")
     return 0
 
 

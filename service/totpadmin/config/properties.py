@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from jproperties import Properties
 
 from .errors import ConfigError
-from .settings import HASH_ALGORITHMS, SECRET_ENCODINGS, TotpSettings
+from .settings import FORWARDING_HEADERS, HASH_ALGORITHMS, SECRET_ENCODINGS, Network, TotpSettings
 from .values import parse_bool, parse_int
 
 KNOWN_KEYS = {
@@ -33,6 +34,10 @@ KNOWN_KEYS = {
     "loginMaxDelaySeconds",
     "loginFailuresBeforeBlock",
     "loginBlockSeconds",
+    "loginAccountFailuresPerDay",
+    "loginKnownGoodSeconds",
+    "trustedProxies",
+    "trustedProxyHeader",
 }
 
 
@@ -72,6 +77,11 @@ def load_totp_properties(path: Path) -> TotpSettings:
                             low=1, high=30 * 86400)
     if max_lockout < lockout:
         raise ConfigError(src, "maxLockoutSeconds", values.get("maxLockoutSeconds"), "must not be less than lockoutSeconds")
+    header = values.get("trustedProxyHeader", defaults.trusted_proxy_header)
+    header = next((name for name in FORWARDING_HEADERS if name.lower() == header.lower()), None)
+    if header is None:
+        raise ConfigError(src, "trustedProxyHeader", values["trustedProxyHeader"],
+                          f"must be one of {', '.join(FORWARDING_HEADERS)}")
     return TotpSettings(
         encoding=encoding,
         time_step=parse_int(src, "timeStepSize", values.get("timeStepSize"), defaults.time_step, low=1, high=3600),
@@ -106,4 +116,24 @@ def load_totp_properties(path: Path) -> TotpSettings:
                                     defaults.login_block_after, low=1, high=100000),
         login_block_seconds=parse_int(src, "loginBlockSeconds", values.get("loginBlockSeconds"),
                                       defaults.login_block_seconds, low=1, high=86400),
+        # NIST SP 800-63B 5.2.2: no more than 100 consecutive failures on one account.
+        login_account_failures_per_day=parse_int(src, "loginAccountFailuresPerDay",
+                                                 values.get("loginAccountFailuresPerDay"),
+                                                 defaults.login_account_failures_per_day, low=1, high=100),
+        login_known_good_seconds=parse_int(src, "loginKnownGoodSeconds", values.get("loginKnownGoodSeconds"),
+                                           defaults.login_known_good_seconds, low=0, high=30 * 86400),
+        trusted_proxies=_networks(src, "trustedProxies", values.get("trustedProxies", "")),
+        trusted_proxy_header=header,
     )
+
+
+def _networks(src: str, key: str, text: str) -> tuple[Network, ...]:
+    """Comma-separated IPv4/IPv6 addresses or CIDR networks (host bits must be zero)."""
+    networks = []
+    for entry in (part.strip() for part in text.split(",")):
+        if entry:
+            try:
+                networks.append(ipaddress.ip_network(entry))
+            except ValueError as exc:
+                raise ConfigError(src, key, text, f"{entry!r} is not an IP address or network: {exc}") from None
+    return tuple(networks)

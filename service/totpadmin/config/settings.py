@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Union
 
 SECRET_ENCODINGS = ("Base32", "Base64")
 HASH_ALGORITHMS = ("SHA1", "SHA256", "SHA512")
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded")  # what trusted proxies may write (core/client_address.py)
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,11 @@ class TotpSettings:
     login_max_delay: int = 8  # loginMaxDelaySeconds
     login_block_after: int = 20  # loginFailuresBeforeBlock: per client address
     login_block_seconds: int = 300  # loginBlockSeconds
+    login_account_failures_per_day: int = 100  # loginAccountFailuresPerDay: per username (NIST SP 800-63B 5.2.2)
+    login_known_good_seconds: int = 7 * 86400  # loginKnownGoodSeconds: verified credentials skip the throttle
+    # Reverse proxies whose forwarding header names the client (core/client_address.py).
+    trusted_proxies: tuple[Network, ...] = ()  # trustedProxies
+    trusted_proxy_header: str = FORWARDING_HEADERS[0]  # trustedProxyHeader
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,6 @@ from pathlib import Path
 from twisted.internet import defer, endpoints, task
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
-from twisted.web import resource
-
 from ..api.context import Services
 from ..api.endpoint import Endpoint
 from ..api.wsdl import WsdlDocument
@@ -23,6 +21,7 @@ from ..config.errors import ConfigError
 from ..config.settings import Settings
 from ..core import keyring
 from ..core.authentication import Authenticator
+from ..core.client_address import ClientAddresses
 from ..core.credential_cache import CredentialCache
 from ..core.enrollment import Enrollment
 from ..core.errors import PasswordRefused
@@ -38,6 +37,7 @@ from . import cpu_affinity, tls
 from .cpu_affinity import UnpinnedThreadPool
 from .database_rounds import DatabaseRounds
 from .observability import HealthResource, Metrics, ReadyResource, metrics_site
+from .plain import Directory
 from .resource import ServicesResource
 from .site import ServiceSite
 
@@ -92,25 +92,21 @@ def bootstrap_admin(db: Database, hasher: PasswordHasher, out=sys.stdout) -> Non
         print(f"Created user 'admin' in {SUPER_TENANT} with the password from {ENV_ADMIN_PASSWORD}", file=out, flush=True)
 
 
-class _Root(resource.Resource):
+class _Root(Directory):
     """/services/... goes to TOTPAdminService, /health and /ready to the probes; everything else is 404
     without Twisted's HTML page."""
 
     def __init__(self, services_resource: ServicesResource, ready: ReadyResource):
-        super().__init__()
-        self.putChild(b"services", services_resource)
-        self.putChild(b"health", HealthResource())
-        self.putChild(b"ready", ready)
-
-    def getChild(self, path, request):
-        return resource.NoResource("Not found")
+        super().__init__({b"services": services_resource, b"health": HealthResource(), b"ready": ready})
 
 
 def login_throttle(settings: Settings) -> LoginThrottle:
     t = settings.totp
     return LoginThrottle(ThrottlePolicy(window_seconds=t.login_window_seconds, delay_after=t.login_delay_after,
                                         max_delay=t.login_max_delay, block_after=t.login_block_after,
-                                        block_seconds=t.login_block_seconds))
+                                        block_seconds=t.login_block_seconds,
+                                        account_failures_per_day=t.login_account_failures_per_day,
+                                        known_good_seconds=t.login_known_good_seconds))
 
 
 def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
@@ -147,6 +143,7 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
         reactor, db_pool, pool, Endpoint(services), WsdlDocument(), login_throttle(settings), metrics,
         rounds,
         hide_wsdl=settings.carbon.hide_wsdl, public_host=settings.carbon.host_name, https=settings.https,
+        clients=ClientAddresses(settings.totp.trusted_proxies, settings.totp.trusted_proxy_header),
     )
     root = _Root(services_resource, ReadyResource(reactor, pool, db))
     return ServiceSite(root, max_body_bytes=settings.max_body_bytes), services_resource

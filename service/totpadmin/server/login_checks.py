@@ -9,8 +9,8 @@ due for renewal (core/credential_cache.py) starts a check in the background whil
 serves, so a client that calls steadily does not wait for one at all.
 
 A shared check's verdict is the same for all who share it (equal credentials against one stored
-hash); each call still goes on by itself: a refused one is audited and counted by the throttle as its
-own failed login. Everything here runs on the reactor thread.
+hash); each call still goes on by itself: a refused one is audited on its own (the throttle counts
+calls with the same credentials in progress as one guess). Everything here runs on the reactor thread.
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ import logging
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from twisted.internet.threads import deferToThreadPool
-from twisted.web import resource, server
+from twisted.web import server
 
 from ..core.audit import AuditEvent
+from .plain import Directory, GetOnly, NamedSite
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,7 @@ class Metrics:
         self.lockouts.inc()
 
 
-class MetricsResource(resource.Resource):
-    isLeaf = True
-
+class MetricsResource(GetOnly):
     def __init__(self, metrics: Metrics):
         super().__init__()
         self._metrics = metrics
@@ -66,20 +65,16 @@ class MetricsResource(resource.Resource):
         return generate_latest(self._metrics.registry)
 
 
-class HealthResource(resource.Resource):
+class HealthResource(GetOnly):
     """Liveness: answering at all is the proof."""
-
-    isLeaf = True
 
     def render_GET(self, request):
         request.setHeader(b"content-type", b"text/plain; charset=UTF-8")
         return b"ok\n"
 
 
-class ReadyResource(resource.Resource):
+class ReadyResource(GetOnly):
     """Readiness: 200 when a query reaches the database (from a worker thread), else 503."""
-
-    isLeaf = True
 
     def __init__(self, reactor, pool, db):
         super().__init__()
@@ -108,10 +103,7 @@ class ReadyResource(resource.Resource):
 
 
 def metrics_site(metrics: Metrics) -> server.Site:
-    root = resource.Resource()
-    root.putChild(b"metrics", MetricsResource(metrics))
-    root.putChild(b"health", HealthResource())
-    site = server.Site(root)
+    site = NamedSite(Directory({b"metrics": MetricsResource(metrics), b"health": HealthResource()}))
     site.displayTracebacks = False
     site.noisy = False
     return site

@@ -16,27 +16,31 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from twisted.web import resource, server
 
+from .. import upstream_fixes
 from ..api.endpoint import Endpoint
 from ..api.messages import ApiReply, ApiRequest
 from ..api.wsdl import WsdlDocument
 from ..core.authentication import CacheState
-from ..core.throttle import LoginThrottle
+from ..core.client_address import ClientAddresses, throttle_key
+from ..core.throttle import USERNAME, Attempt, LoginThrottle, Verdict
 from .database_rounds import DatabaseRounds, RowsNotStored
 from .login_checks import LoginChecks
 from .observability import Metrics
+from .plain import SERVER_HEADER
 from .routing import SERVICE, route
 
 log = logging.getLogger("totpadmin.access")
 
-SERVER_HEADER = b"WSO2 Carbon Server"
+_REASONS = upstream_fixes.missing_reason_phrases()  # e.g. 429 Too Many Requests
 _METADATA_QUERIES = {b"wsdl", b"wsdl2", b"xsd"}
 
 
-def basic_credentials(header: bytes | None) -> tuple[str, str] | None:
-    """(user, password) from ``Authorization: Basic ...``; None if absent or malformed."""
-    if not header:
+def basic_credentials(headers: list[bytes] | None) -> tuple[str, str] | None:
+    """(user, password) from the ``Authorization: Basic ...`` header; None if absent, malformed, or sent
+    more than once (which one would count is ambiguous: a proxy may have checked the other)."""
+    if not headers or len(headers) != 1:
         return None
-    scheme, _, encoded = header.strip().partition(b" ")
+    scheme, _, encoded = headers[0].strip().partition(b" ")
     if scheme.lower() != b"basic" or not encoded:
         return None
     try:
@@ -54,7 +58,8 @@ class ServicesResource(resource.Resource):
 
     def __init__(self, reactor, pool: ThreadPool, hash_pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument,
                  throttle: LoginThrottle, metrics: Metrics, rounds: DatabaseRounds | None, *,
-                 hide_wsdl: bool, public_host: str | None, https: bool):
+                 hide_wsdl: bool, public_host: str | None, https: bool,
+                 clients: ClientAddresses = ClientAddresses()):
         super().__init__()
         self._reactor = reactor
         self._pool = pool  # the database threads
@@ -63,6 +68,8 @@ class ServicesResource(resource.Resource):
         self._endpoint = endpoint
         self._wsdl = wsdl
         self._throttle = throttle
+        self._clients = clients
+        self._forwarded = clients.header.encode("ascii")
         self._metrics = metrics
         self._hide_wsdl = hide_wsdl
         self._public_host = public_host
@@ -76,7 +83,8 @@ class ServicesResource(resource.Resource):
         if target is None or request.method not in (b"GET", b"POST"):
             status = 404 if target is None else 405
             return self._finish(request, ApiReply(status, "text/plain; charset=UTF-8",
-                                                  b"Not found\n" if status == 404 else b"Method not allowed\n"), started)
+                                                  b"Not found\n" if status == 404 else b"Method not allowed\n",
+                                                  headers=(("Allow", "GET, POST"),) if status == 405 else ()), started)
 
         metadata = _query_names(request.uri) & _METADATA_QUERIES if request.method == b"GET" else set()
         if metadata:
@@ -90,20 +98,17 @@ class ServicesResource(resource.Resource):
         if early is not None:
             return self._finish(request, early, started)
 
-        user = api_request.credentials[0]
-        verdict = self._throttle.verdict(user, api_request.peer)
+        verdict = self._throttle.verdict(api_request.credentials[0], throttle_key(api_request.peer),
+                                         self._endpoint.login_key(api_request))
         if verdict.refuse_for:
-            retry = str(max(1, math.ceil(verdict.refuse_for)))
-            return self._finish(request, ApiReply(429, "text/plain; charset=UTF-8",
-                                                  b"Too many failed logins from this address; try again later\n",
-                                                  headers=(("Retry-After", retry),)), started)
+            return self._finish(request, _too_many(verdict), started)
 
         self.in_flight += 1
         d = task.deferLater(self._reactor, verdict.delay, lambda: None) if verdict.delay else defer.succeed(None)
         d.addCallback(lambda _: self._call(api_request))
         d.addErrback(self._unstored, api_request)
         d.addErrback(self._internal_error)
-        d.addCallback(self._count_login, user, api_request.peer)
+        d.addCallback(self._count_login, verdict.attempt)
         d.addCallback(lambda reply: self._finish(request, reply, started))
         d.addBoth(self._done)
         return server.NOT_DONE_YET
@@ -136,11 +141,8 @@ class ServicesResource(resource.Resource):
         failure.trap(RowsNotStored)
         return replace(self._endpoint.store_unavailable(api_request, failure.value.cause), authenticated=True)
 
-    def _count_login(self, reply: ApiReply, user: str, peer: str) -> ApiReply:
-        if reply.authenticated is False:
-            self._throttle.failed(user, peer)
-        elif reply.authenticated:
-            self._throttle.succeeded(user, peer)
+    def _count_login(self, reply: ApiReply, attempt: Attempt | None) -> ApiReply:
+        self._throttle.settle(attempt, reply.authenticated)
         return reply
 
     def _done(self, result):
@@ -168,10 +170,21 @@ class ServicesResource(resource.Resource):
             content_type=content_type.decode("latin-1"),
             body=body,
             query=query,
-            credentials=basic_credentials(request.getHeader(b"authorization")),
-            peer=getattr(request.getClientAddress(), "host", ""),
+            credentials=basic_credentials(request.requestHeaders.getRawHeaders(b"authorization")),
+            peer=self._client(request),
             request_id=request_id,
         )
+
+    def _client(self, request: server.Request) -> str:
+        """The client's address: the TCP peer's, or behind a trusted proxy the one its header names
+        (core/client_address.py). Found once per request, for the throttle, the audit and the logs."""
+        client = getattr(request, "totp_client", None)
+        if client is None:
+            peer = getattr(request.getClientAddress(), "host", "")
+            lines = request.requestHeaders.getRawHeaders(self._forwarded) if self._clients.enabled else None
+            client = self._clients.client(peer, [line.decode("latin-1") for line in lines] if lines else None)
+            request.totp_client = client
+        return client
 
     def _metadata(self, request: server.Request, asked: set[bytes]) -> ApiReply:
         if self._hide_wsdl:
@@ -193,7 +206,7 @@ class ServicesResource(resource.Resource):
     def _finish(self, request: server.Request, reply: ApiReply, started: float):
         if request.finished or request._disconnected:
             return server.NOT_DONE_YET
-        request.setResponseCode(reply.status)
+        request.setResponseCode(reply.status, _REASONS.get(reply.status))
         request.setHeader(b"content-type", reply.content_type.encode("latin-1"))
         for name, value in reply.headers:
             request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
@@ -203,11 +216,18 @@ class ServicesResource(resource.Resource):
         elapsed = time.monotonic() - started
         self._metrics.request_done(reply.status, elapsed)
         elapsed_ms = round(elapsed * 1000, 1)
-        log.info('%s "%s %s" %d %d %.1fms request=%s', getattr(request.getClientAddress(), "host", "-"),
+        log.info('%s "%s %s" %d %d %.1fms request=%s', self._client(request) or "-",
                  request.method.decode("ascii", "replace"), request.path.decode("latin-1"),
                  reply.status, len(reply.body), elapsed_ms, request_id,
                  extra={"request_id": request_id, "status": reply.status, "duration_ms": elapsed_ms})
         return server.NOT_DONE_YET
+
+
+def _too_many(verdict: Verdict) -> ApiReply:
+    """429 for a refused login attempt, with Retry-After in whole seconds."""
+    about = "for this username" if verdict.refused == USERNAME else "from this address"
+    return ApiReply(429, "text/plain; charset=UTF-8", f"Too many failed logins {about}; try again later\n".encode(),
+                    headers=(("Retry-After", str(max(1, math.ceil(verdict.refuse_for)))),))
 
 
 def _query_names(uri: bytes) -> set[bytes]:

@@ -58,26 +58,32 @@ def _old_rows(target: str):
 
 
 def count_old(db: Database, target: str) -> int:
-    """How many stored values are sealed with a key other than ``target``."""
-    with db.transaction() as unit:
+    """How many stored values are sealed with a key other than ``target`` (one scan of ``claims``)."""
+    with db.transaction(read_only=True) as unit:
         return unit.session.scalar(select(func.count()).select_from(Claim).where(*_old_rows(target)))
 
 
 def rekey(db: Database, box: SecretBox, *, batch_size: int = 100, verify: bool = True,
-          on_batch: Callable[[RekeyReport], None] | None = None, fail_after: int | None = None,
+          progress: Callable[[int, int], None] | None = None, fail_after: int | None = None,
           crash: Callable[[], None] | None = None) -> RekeyReport:
     """Re-encrypt every value not sealed with ``box``'s active key to it; see the module docstring.
 
     Raises :class:`RekeyError` (naming the user and claim) at the first value that does not open with
     its key or does not verify; that batch is rolled back, earlier ones stay committed.
-    ``on_batch(report)`` is called after each commit. ``fail_after`` is a test hook: after that many
-    committed batches, the next one calls ``crash()`` (default: raise :class:`InjectedCrash`) after
-    rewriting its rows, before committing.
+    ``progress(done, total)`` is called with the values re-encrypted so far and the values to do: once
+    they are counted (before the first batch) and after each commit; ``total`` is that count, raised to
+    ``done`` if values sealed with an old key turned up meanwhile. ``fail_after`` is a test hook: after
+    that many committed batches, the next one calls ``crash()`` (default: raise :class:`InjectedCrash`)
+    after rewriting its rows, before committing.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     target = box.active_key_id
     report = RekeyReport()
+    total = 0
+    if progress is not None:
+        total = count_old(db, target)  # a cheap count up front, for the progress shown
+        progress(0, total)
     retries = 0
     while True:
         with db.transaction() as unit:
@@ -137,5 +143,6 @@ def rekey(db: Database, box: SecretBox, *, batch_size: int = 100, verify: bool =
         retries = 0
         report.rewritten += len(rows)
         report.batches += 1
-        if on_batch is not None:
-            on_batch(report)
+        if progress is not None:
+            total = max(total, report.rewritten)
+            progress(report.rewritten, total)
