@@ -251,7 +251,6 @@ def test_a_killed_worker_is_replaced_while_the_other_serves(make_server, databas
     before = serving_workers(srv, 2)
     stray_workers.update(before)
     victim = min(before)
-    index = worker_index(srv, victim)
     answered = []
 
     os.kill(victim, signal.SIGKILL)
@@ -272,6 +271,7 @@ def test_a_killed_worker_is_replaced_while_the_other_serves(make_server, databas
     assert srv.proc.poll() is None, "the supervisor still runs"
     assert not alive(victim)
     log = srv.log()
+    index = worker_index(srv, victim)
     assert f"worker {index} (pid {victim}) was killed by signal SIGKILL" in log
     assert f"restarting worker {index} in 1 s" in log
     replacement, = workers - before
@@ -326,6 +326,26 @@ def test_workers_that_cannot_start_make_the_supervisor_give_up(make_server, stra
     assert "Traceback" not in log
     assert not any(alive(pid) for pid in started)
 
+
+
+def test_restart_back_off_doubles_up_to_a_ceiling_and_starts_over_after_a_long_run():
+    from totpadmin.server.worker_restarts import RestartPolicy
+
+    policy = RestartPolicy(1)
+    # Deaths 100 s apart: never a crash loop.
+    assert [policy.died(0, ran_seconds=0.5, now=n * 100.0) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+    assert policy.died(0, ran_seconds=60.0, now=700.0) == 1
+    assert policy.died(0, ran_seconds=0.5, now=800.0) == 2
+
+
+def test_six_deaths_within_a_minute_are_a_crash_loop():
+    from totpadmin.server.worker_restarts import RestartPolicy
+
+    policy = RestartPolicy(2)
+    assert [policy.died(n % 2, ran_seconds=0.5, now=n * 10.0) for n in range(5)] == [1, 1, 2, 2, 4]
+    assert policy.died(1, ran_seconds=0.5, now=50.0) is None
+    spread = RestartPolicy(1)
+    assert all(spread.died(0, ran_seconds=0.5, now=n * 12.1) is not None for n in range(20))
 
 # A user's calls go round these; each changes state (initTOTP once after resetTOTP).
 CYCLE = ("initTOTP", "regenerateRecoveryCodes", "refreshSecretKey", "generateSecret", "resetTOTP")
