@@ -4,6 +4,7 @@ replaced, and workers do not outlive their supervisor."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import http.client
 import os
 import re
@@ -242,6 +243,53 @@ def test_workers_exit_when_their_supervisor_is_killed(make_server, stray_workers
     serving_workers(srv, 2)
     assert is_enabled(srv).status_code == 200
     assert srv.stop() == 0
+
+
+@contextmanager
+def writers_held(srv, database):
+    """Calls that change the store wait while this is open (SQLite: its writer lock file; PostgreSQL:
+    the admin's row lock). Yields a function that tells whether one waits now."""
+    if database.schema is None:
+        fd = os.open(srv.data_dir / "totp-admin.db-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        inode = os.fstat(fd).st_ino
+
+        def waiting() -> bool:
+            with open("/proc/locks") as locks:  # a waiter: "2: -> FLOCK  ADVISORY  WRITE pid maj:min:inode 0 EOF"
+                return any("->" in line and f":{inode} " in line for line in locks)
+        try:
+            yield waiting
+        finally:
+            os.close(fd)
+        return
+    engine = database.engine()
+    try:
+        with engine.connect() as holder, engine.connect() as probe:
+            holder.exec_driver_sql("SELECT id FROM users WHERE username = 'admin' FOR UPDATE")
+            pid = holder.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            yield lambda: probe.exec_driver_sql(
+                f"SELECT count(*) FROM pg_stat_activity WHERE {pid} = ANY(pg_blocking_pids(pid))").scalar()
+            holder.rollback()
+    finally:
+        engine.dispose()
+
+
+def test_workers_finish_their_calls_in_flight_when_their_supervisor_dies(make_server, database, stray_workers):
+    srv = make_server(extra=("--workers", "2"))
+    workers = serving_workers(srv, 2)
+    stray_workers.update(workers)
+    with ThreadPoolExecutor(1) as pool:
+        with writers_held(srv, database) as waiting:
+            call = pool.submit(lambda: srv.session().post(srv.url + "/resetTOTP", data={"username": "admin"},
+                                                          timeout=60))
+            wait_for(waiting, "the call to wait for the store")
+            srv.proc.kill()
+            srv.proc.wait()
+            wait_for(lambda: srv.log().count("the supervisor is gone; stopping") == 2, "the workers to notice")
+            assert not call.done()
+        assert call.result().status_code == 200, "answered once the store was free again"
+    wait_for(lambda: not any(alive(pid) for pid in workers), "the workers to exit after their supervisor")
+    assert srv.log().count("stopped (0 calls still in flight)") == 2
 
 
 def test_a_killed_worker_is_replaced_while_the_other_serves(make_server, database, stray_workers):
