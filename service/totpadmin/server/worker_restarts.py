@@ -38,4 +38,3 @@ class RestartPolicy:
         delay = self._delays[worker]
         self._delays[worker] = min(delay * 2, MAX_DELAY_SECONDS)
         return delay
-
