@@ -376,6 +376,31 @@ def test_workers_that_cannot_start_make_the_supervisor_give_up(make_server, stra
 
 
 
+def test_a_worker_the_os_refuses_to_start_counts_as_a_death(make_server, stray_workers):
+    """With no file descriptor left to the supervisor (its limit lowered while it runs), starting a
+    replacement fails in the OS: logged and retried under the same back-off and crash-loop limit, never
+    a traceback."""
+    import resource
+
+    srv = make_server(extra=("--workers", "2"))
+    workers = serving_workers(srv, 2)
+    stray_workers.update(workers)
+    resource.prlimit(srv.proc.pid, resource.RLIMIT_NOFILE, (0, 0))  # no new descriptor: no pipe for Popen
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: "could not be started" in srv.log(), "the failed start to be logged")
+    try:
+        status = srv.proc.wait(timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the supervisor retries forever:\n{srv.log()}")
+    log = srv.log()
+    assert status == 1, log
+    assert re.search(r"worker \d could not be started: Too many open files", log), log
+    assert "crash loop: workers died 6 times within 60 s" in log
+    assert "Traceback" not in log
+    assert not any(alive(pid) for pid in workers)
+
+
 def test_restart_back_off_doubles_up_to_a_ceiling_and_starts_over_after_a_long_run():
     from totpadmin.server.worker_restarts import RestartPolicy
 

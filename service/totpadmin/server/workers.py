@@ -54,8 +54,6 @@ def supervise(settings: Settings, argv: list[str]) -> int:
     # went (supervisor_pipe.py). The write end, not inheritable, stays ours alone.
     watch_fd, held_fd = os.pipe()
     workers = [_Worker(index, socks[index % len(socks)].fileno(), cpus[index]) for index in range(settings.workers)]
-    for w in workers:
-        w.start(argv, watch_fd, settings)
     stopping = False
 
     def stop(*_):
@@ -70,19 +68,22 @@ def supervise(settings: Settings, argv: list[str]) -> int:
         now = time.monotonic()
         for w in workers:
             if w.proc is None:
-                if now >= w.restart_at:
-                    w.start(argv, watch_fd, settings)
+                if now < w.restart_at or w.start(argv, watch_fd, settings):
+                    continue
+                delay = restarts.died(w.index, 0.0, now)  # could not even be started (e.g. no fds left)
             elif w.proc.poll() is not None:
                 # Its socket stays open here: connections queued on it wait for the next worker.
                 log.error("worker %d (pid %d) %s", w.index, w.proc.pid, _exit_reason(w.proc.returncode))
                 delay = restarts.died(w.index, now - w.started, now)
-                if delay is None:
-                    log.error("crash loop: workers died %d times within %g s; giving up, stopping all workers",
-                              CRASH_LOOP_DEATHS, CRASH_LOOP_SECONDS)
-                    status = 1
-                    break
-                log.warning("restarting worker %d in %g s", w.index, delay)
-                w.proc, w.restart_at = None, now + delay
+            else:
+                continue
+            if delay is None:
+                log.error("crash loop: workers died %d times within %g s; giving up, stopping all workers",
+                          CRASH_LOOP_DEATHS, CRASH_LOOP_SECONDS)
+                status = 1
+                break
+            log.warning("restarting worker %d in %g s", w.index, delay)
+            w.proc, w.restart_at = None, now + delay
         time.sleep(POLL_SECONDS)
     for sock in socks:
         sock.close()
@@ -100,10 +101,16 @@ class _Worker:
         self.proc: subprocess.Popen | None = None  # None: dead, to be started again at restart_at
         self.started = self.restart_at = 0.0  # time.monotonic()
 
-    def start(self, argv: list[str], watch_fd: int, settings: Settings) -> None:
-        self.proc = _spawn(argv, self.fd, watch_fd, self.index, self.cpu, settings)
+    def start(self, argv: list[str], watch_fd: int, settings: Settings) -> bool:
+        """Start the process; False (logged) if the OS refused, e.g. out of processes or descriptors."""
+        try:
+            self.proc = _spawn(argv, self.fd, watch_fd, self.index, self.cpu, settings)
+        except OSError as err:
+            log.error("worker %d could not be started: %s", self.index, err.strerror or err)
+            return False
         self.started = time.monotonic()
         log.info("worker %d started (pid %d)", self.index, self.proc.pid)
+        return True
 
 
 def _exit_reason(returncode: int) -> str:
