@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "workers over the CPUs, a list such as 0-3,6 gives worker i the i-th, off leaves it "
                             "to the kernel")
     serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # set by the supervisor for its workers
+    # Also set by the supervisor: the worker stops when it reaches end-of-file (server/supervisor_pipe.py).
+    # A worker started by hand without it serves until signalled.
+    serve.add_argument("--supervisor-fd", type=int, help=argparse.SUPPRESS)
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (default: none)")
     serve.add_argument("--metrics-host", default="127.0.0.1",
                        help="address of the metrics listener (default 127.0.0.1; name another only on purpose)")
@@ -143,7 +146,7 @@ def _serve(args) -> int:
         data_dir=args.data_dir, conf_dir=args.conf_dir, database_url=args.database_url,
         host=args.host, port=args.port, https=not args.http, tls_cert=args.tls_cert, tls_key=args.tls_key,
         metrics_port=args.metrics_port, metrics_host=args.metrics_host, workers=args.workers,
-        listen_fd=args.listen_fd, cpu_affinity=cpu_affinity.parse(args.cpu_affinity),
+        listen_fd=args.listen_fd, supervisor_fd=args.supervisor_fd, cpu_affinity=cpu_affinity.parse(args.cpu_affinity),
     )
     cpu_affinity.check(settings.cpu_affinity)
     if settings.workers < 1:

@@ -80,6 +80,7 @@ class Settings:
     metrics_port: int | None = None  # Prometheus /metrics listener; None: none
     workers: int = 1  # processes sharing the listening socket
     listen_fd: int | None = None  # a worker's inherited listening socket (set by the supervisor)
+    supervisor_fd: int | None = None  # a worker's end of its supervisor's pipe (server/supervisor_pipe.py)
     metrics_host: str = "127.0.0.1"
     # "auto", "off" or CPUs: where each worker's reactor and database threads run (server/cpu_affinity.py)
     cpu_affinity: str | tuple[int, ...] = "auto"

@@ -33,7 +33,7 @@ from ..core.throttle import LoginThrottle, ThrottlePolicy
 from ..core.usernames import SUPER_TENANT, UserRef
 from ..core.validation import Validation
 from ..store.database import Database
-from . import cpu_affinity, tls
+from . import cpu_affinity, supervisor_pipe, tls
 from .cpu_affinity import UnpinnedThreadPool
 from .database_rounds import DatabaseRounds
 from .observability import HealthResource, Metrics, ReadyResource, metrics_site
@@ -219,6 +219,8 @@ def run(settings: Settings) -> int:
         log.info("stopped (%d calls still in flight)", services_resource.in_flight)
 
     reactor.addSystemEventTrigger("before", "shutdown", drain)
+    if settings.supervisor_fd is not None:  # a worker: it ends with its supervisor
+        supervisor_pipe.stop_when_gone(reactor, settings.supervisor_fd)
     reactor.addSystemEventTrigger("after", "shutdown", db.dispose)
     # Listen once the reactor runs, so that a failure can stop it.
     reactor.callWhenRunning(lambda: start_listening().addCallbacks(started, failed))

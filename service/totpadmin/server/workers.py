@@ -1,5 +1,6 @@
 """``serve --workers N``: one supervisor prepares the store and binds the port, then runs N worker
-processes and stops them on SIGTERM.
+processes, starts again any that dies (worker_restarts.py: back-off, crash-loop limit) and stops them
+on SIGTERM. Workers stop by themselves when the supervisor is gone (supervisor_pipe.py).
 
 Where the OS has ``SO_REUSEPORT`` (Linux), the supervisor binds one listening socket per worker, all on
 the same address, and hands each worker only its own: the kernel spreads new connections over the
@@ -11,6 +12,7 @@ connections opened at once all land, and stay, on one worker while the others id
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -21,14 +23,17 @@ from ..config.settings import Settings
 from ..core.passwords import PasswordHasher
 from . import cpu_affinity
 from .app import bootstrap_admin, open_database, reach, tls_files
+from .worker_restarts import CRASH_LOOP_DEATHS, CRASH_LOOP_SECONDS, RestartPolicy
 
 log = logging.getLogger(__name__)
 STOP_SECONDS = 20.0
 BACKLOG = 1024
+POLL_SECONDS = 0.2
 
 
 def supervise(settings: Settings, argv: list[str]) -> int:
-    """Prepare once (schema, keys, first admin, certificate), bind, run the workers until a signal."""
+    """Prepare once (schema, keys, first admin, certificate), bind, run the workers until a signal (exit
+    status 0) or a crash loop (1)."""
     db = open_database(settings, with_keys=True)
     bootstrap_admin(db, PasswordHasher())
     db.dispose()
@@ -46,8 +51,10 @@ def supervise(settings: Settings, argv: list[str]) -> int:
              reach(settings.host))
 
     cpus = cpu_affinity.plan(settings.cpu_affinity, settings.workers)
-    workers = [_spawn(argv, socks[index % len(socks)].fileno(), index, cpus[index], settings)
-               for index in range(settings.workers)]
+    # Each worker watches the read end and stops when it closes: when this process is gone, however it
+    # went (supervisor_pipe.py). The write end, not inheritable, stays ours alone.
+    watch_fd, held_fd = os.pipe()
+    workers = [_Worker(index, socks[index % len(socks)].fileno(), cpus[index]) for index in range(settings.workers)]
     stopping = False
 
     def stop(*_):
@@ -57,17 +64,63 @@ def supervise(settings: Settings, argv: list[str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
     status = 0
-    while not stopping:
-        dead = [w for w in workers if w.poll() is not None]
-        if dead:
-            log.error("worker %d exited with %d; stopping the others", dead[0].pid, dead[0].returncode)
-            status = 1
-            break
-        time.sleep(0.2)
+    restarts = RestartPolicy(len(workers))
+    while not stopping and status == 0:
+        now = time.monotonic()
+        for w in workers:
+            if w.proc is None:
+                if now < w.restart_at or w.start(argv, watch_fd, settings):
+                    continue
+                delay = restarts.died(w.index, 0.0, now)  # could not even be started (e.g. no fds left)
+            elif w.proc.poll() is not None:
+                # Its socket stays open here: connections queued on it wait for the next worker.
+                log.error("worker %d (pid %d) %s", w.index, w.proc.pid, _exit_reason(w.proc.returncode))
+                delay = restarts.died(w.index, now - w.started, now)
+            else:
+                continue
+            if delay is None:
+                log.error("crash loop: workers died %d times within %g s; giving up, stopping all workers",
+                          CRASH_LOOP_DEATHS, CRASH_LOOP_SECONDS)
+                status = 1
+                break
+            log.warning("restarting worker %d in %g s", w.index, delay)
+            w.proc, w.restart_at = None, now + delay
+        time.sleep(POLL_SECONDS)
     for sock in socks:
         sock.close()
-    _stop_all(workers)
+    _stop_all([w.proc for w in workers if w.proc is not None])
+    os.close(watch_fd)
+    os.close(held_fd)
     return status
+
+
+class _Worker:
+    """Worker ``index``: its socket, its CPU, its process (None while it waits to be started again)."""
+
+    def __init__(self, index: int, fd: int, cpu: int | None):
+        self.index, self.fd, self.cpu = index, fd, cpu
+        self.proc: subprocess.Popen | None = None  # None: dead, to be started again at restart_at
+        self.started = self.restart_at = 0.0  # time.monotonic()
+
+    def start(self, argv: list[str], watch_fd: int, settings: Settings) -> bool:
+        """Start the process; False (logged) if the OS refused, e.g. out of processes or descriptors."""
+        try:
+            self.proc = _spawn(argv, self.fd, watch_fd, self.index, self.cpu, settings)
+        except OSError as err:
+            log.error("worker %d could not be started: %s", self.index, err.strerror or err)
+            return False
+        self.started = time.monotonic()
+        log.info("worker %d started (pid %d)", self.index, self.proc.pid)
+        return True
+
+
+def _exit_reason(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"was killed by signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"
 
 
 def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
@@ -112,14 +165,15 @@ def _for_workers(sock: socket.socket) -> socket.socket:
     return sock
 
 
-def _spawn(argv: list[str], fd: int, index: int, cpu: int | None, settings: Settings) -> subprocess.Popen:
+def _spawn(argv: list[str], fd: int, watch_fd: int, index: int, cpu: int | None,
+           settings: Settings) -> subprocess.Popen:
     # The same command line, as a single worker on the inherited socket (argparse: the last value wins).
-    # Only that socket is passed (Popen closes every other descriptor).
+    # Only that socket and the pipe's read end are passed (Popen closes every other descriptor).
     args = [sys.executable, "-m", "totpadmin.cli.main", *argv, "--workers", "1", "--listen-fd", str(fd),
-            "--cpu-affinity", cpu_affinity.OFF if cpu is None else str(cpu)]
+            "--supervisor-fd", str(watch_fd), "--cpu-affinity", cpu_affinity.OFF if cpu is None else str(cpu)]
     if settings.metrics_port is not None:
         args += ["--metrics-port", str(settings.metrics_port + index)]
-    return subprocess.Popen(args, pass_fds=(fd,))
+    return subprocess.Popen(args, pass_fds=(fd, watch_fd))
 
 
 def _stop_all(workers: list[subprocess.Popen]) -> None:
