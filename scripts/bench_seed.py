@@ -39,6 +39,7 @@ from totpadmin.core import claims, keyring, secret_codec
 from totpadmin.core.otpauth import legacy_base64
 from totpadmin.core.enrollment import Enrollment
 from totpadmin.core.passwords import PasswordHasher
+from totpadmin.core.precis_usernames import name_key
 from totpadmin.core.principal import USER
 from totpadmin.core.secretbox import SecretBox, associated_data
 from totpadmin.core.usernames import SUPER_TENANT, UserRef
@@ -127,8 +128,8 @@ def seed(args: argparse.Namespace) -> dict:
                 qr = legacy_base64(enrollment.qr_url(ref, secret_text), chunked=totp.chunked_base64)
                 key_id, sealed_secret = box.seal(secret_text, associated_data(tenant_id, uid, claims.SECRET_KEY))
                 qr_key_id, sealed_qr = box.seal(qr, associated_data(tenant_id, uid, claims.QR_CODE_URL))
-                user_rows.append({"id": uid, "tenant_id": tenant_id, "username": name, "password_hash": password_hash,
-                                  "role": USER, "created_at": now})
+                user_rows.append({"id": uid, "tenant_id": tenant_id, "username": name, "username_key": name_key(name),
+                                  "password_hash": password_hash, "role": USER, "created_at": now})
                 claim_rows += (
                     {"user_id": uid, "uri": claims.SECRET_KEY, "value": sealed_secret, "key_id": key_id, "updated_at": now},
                     {"user_id": uid, "uri": claims.ENCODING, "value": totp.encoding, "key_id": None, "updated_at": now},

@@ -61,7 +61,7 @@ def test_read_calls_are_answered_after_their_rows_are_stored_in_batches(make_ser
         pytest.skip("SQLite only: on PostgreSQL each row is stored in its call's transaction")
     metrics_port = free_port()
     srv = make_server(extra=("--metrics-port", str(metrics_port)))
-    srv.cli("user", "add", "alice", input="alice-password\n")
+    srv.cli("user", "add", "alice", input="alice-password-4711\n")
     sessions = [srv.session() for _ in range(16)]
     assert sessions[0].post(srv.url + "/initTOTP", data={"username": "alice"}).status_code == 200  # enrols: writes
 
@@ -97,7 +97,7 @@ def test_read_calls_are_answered_after_their_rows_are_stored_in_batches(make_ser
 def test_a_read_call_whose_row_cannot_be_stored_is_refused(make_server):
     """In a batch (SQLite) or in the call's own transaction (PostgreSQL), alike."""
     srv = make_server()
-    srv.cli("user", "add", "alice", input="alice-password\n")
+    srv.cli("user", "add", "alice", input="alice-password-4711\n")
     session = srv.session()
     assert session.post(srv.url + "/initTOTP", data={"username": "alice"}).status_code == 200
     assert session.post(srv.url + "/isTOTPEnabled", data={"username": "alice"}).text.count("true") == 1

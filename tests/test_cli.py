@@ -14,7 +14,7 @@ from wire import decode_qr, secret_of
 
 BOB_PW = "bob-first-Passw0rd"
 BOB_PW2 = "bob-second-Passw0rd"
-ALICE_PW = "alice-Passw0rd"
+ALICE_PW = "alice-Passw0rd-4711"
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_user_add_and_list_with_roles(srv):
     assert ALICE_PW not in hashes["alice"]
     # The passwords given on stdin are the ones the service accepts, with the roles given.
     assert_authenticated_user(init_totp(srv, "bob", BOB_PW))  # role user: refused after authenticating
-    cli_ok(srv, "user", "add", "carol@abc.com", input="carol-Passw0rd\n")
+    cli_ok(srv, "user", "add", "carol@abc.com", input="carol-Passw0rd-4711\n")
     returned_secret(init_totp(srv, "alice@abc.com", ALICE_PW, target="carol@abc.com"))  # admin of abc.com: 200
     assert_authenticated_user(init_totp(srv, "alice@abc.com", ALICE_PW, target="bob"))  # not of carbon.super
 
@@ -151,7 +151,7 @@ def test_duplicate_user_refused_and_original_kept(srv):
 
 
 def test_user_in_unknown_tenant_refused(srv):
-    err = cli_fails(srv, "user", "add", "carol@nope.com", input="carol-Passw0rd\n")
+    err = cli_fails(srv, "user", "add", "carol@nope.com", input="carol-Passw0rd-4711\n")
     assert "Invalid tenant domain nope.com" in err
     assert "nope.com" not in tenants(srv)  # not created on the fly
     assert users(srv) == {"admin": "admin"}

@@ -30,7 +30,7 @@ def test_parallel_init_of_a_new_user_hands_out_one_secret(server):
 
 
 def test_parallel_refresh_leaves_a_consistent_secret(server):
-    server.cli("user", "add", "dave", input="dave-password\n")
+    server.cli("user", "add", "dave", input="dave-password-4711\n")
     session = server.session()
 
     def refresh(_):

@@ -69,7 +69,7 @@ def init(srv: Server, user: str, session=None) -> str:
 def enroll(srv: Server, users=USERS) -> dict[str, str]:
     srv.cli("tenant", "add", "abc.com")
     for user in users:
-        srv.cli("user", "add", user, input=f"{user}-password\n")
+        srv.cli("user", "add", user, input=f"{user}-password-4711\n")
     return {user: init(srv, user) for user in users}
 
 
@@ -299,7 +299,7 @@ def test_rotate_while_servers_run(make_server):
 
     # The other instance still holds only the retired key in memory. Its first call seals a new user's
     # secret: with the new key, not the retired one. Then it reads the re-encrypted secrets.
-    other.cli("user", "add", "frank", input="frank-password\n")
+    other.cli("user", "add", "frank", input="frank-password-4711\n")
     init(other, "frank")
     assert {kid for _, kid in user_claims(srv, "frank").values() if kid} == {new_key}
     for user, expected in answers.items():

@@ -11,7 +11,7 @@ import requests
 
 from conftest import free_port
 
-ALICE_PW = "alice-password"
+ALICE_PW = "alice-password-4711"
 
 
 def metric(text: str, name: str, **labels: str) -> float | None:

@@ -27,7 +27,7 @@ def audit_cli(srv, *args: str) -> list[list[str]]:
 def test_read_only_calls_leave_the_database_file_unchanged(make_server, database):
     sqlite_only(database)
     srv = make_server()
-    srv.cli("user", "add", "alice", input="alice-password\n")
+    srv.cli("user", "add", "alice", input="alice-password-4711\n")
     session = srv.session()
     assert session.post(srv.url + "/initTOTP", data={"username": "alice"}).status_code == 200  # enrols
 
@@ -63,7 +63,7 @@ def test_the_cli_lists_the_whole_trail_newest_first(make_server):
     """Rows of calls that change state (audit_events) and of read-only calls (on SQLite, the server's
     file) in one list, in the order of the calls, with filters and the limit applied to the whole."""
     srv = make_server()
-    srv.cli("user", "add", "alice", input="alice-password\n")
+    srv.cli("user", "add", "alice", input="alice-password-4711\n")
     session = srv.session()
     calls = []
     for operation in ["initTOTP", "initTOTP", "isTOTPEnabled", "resetTOTP", "isTOTPEnabled", "initTOTP"]:
@@ -158,7 +158,7 @@ def test_an_audit_file_is_indexed_by_time_only(make_server, database):
             conn.close()
 
     srv.start()
-    srv.cli("user", "add", "alice", input="alice-password\n")
+    srv.cli("user", "add", "alice", input="alice-password-4711\n")
     r = srv.session().post(srv.url + "/isTOTPEnabled", data={"username": "alice"})
     assert r.status_code == 200
     assert indexes(made_before) == {"ix_audit_events_at"}

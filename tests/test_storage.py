@@ -137,9 +137,9 @@ def test_state_survives_a_restart(server):
 
 def test_tenant_users(server):
     server.cli("tenant", "add", "ABC.com")
-    server.cli("user", "add", "bob@abc.com", input="bob-password\n")
-    server.cli("user", "add", "boss@abc.com", "--role", "admin", input="boss-password\n")
-    server.cli("user", "add", "bob", input="other-bob\n")
+    server.cli("user", "add", "bob@abc.com", input="bob-password-4711\n")
+    server.cli("user", "add", "boss@abc.com", "--role", "admin", input="boss-password-4711\n")
+    server.cli("user", "add", "bob", input="other-bob-password\n")
 
     _, svc = zeep_client(server)
     url = decode_qr(svc.initTOTP(username="bob@ABC.com"))
@@ -148,7 +148,7 @@ def test_tenant_users(server):
     assert claim_rows(server, "bob", "carbon.super") == {}, "the super tenant's bob is untouched"
 
     # The tenant's own admin manages its users, and no one else's.
-    boss = server.session("boss@abc.com", "boss-password")
+    boss = server.session("boss@abc.com", "boss-password-4711")
     r = boss.post(server.url + "/resetTOTP", data={"username": "bob@abc.com"})
     assert r.status_code == 200 and "<ns:return>true</ns:return>" in r.text
     r = boss.post(server.url + "/initTOTP", data={"username": "bob"})
@@ -157,7 +157,7 @@ def test_tenant_users(server):
     assert claim_rows(server, "bob", "carbon.super") == {}
 
     # A plain user is not an admin.
-    r = server.session("bob@abc.com", "bob-password").post(server.url + "/initTOTP", data={"username": "bob@abc.com"})
+    r = server.session("bob@abc.com", "bob-password-4711").post(server.url + "/initTOTP", data={"username": "bob@abc.com"})
     assert r.status_code == 500 and "not authorized" in r.headers["X-Fault-Reason"]
 
 

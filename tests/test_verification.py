@@ -36,7 +36,7 @@ RECOVERY_CODES_OF = ("SELECT r.code_hash, r.lookup FROM recovery_codes r JOIN us
 
 def new_user(server) -> str:
     name = "u" + uuid.uuid4().hex[:10]
-    server.cli("user", "add", name, input=f"{name}-pw\n")
+    server.cli("user", "add", name, input=f"{name}-password-4711\n")
     return name
 
 
@@ -451,9 +451,9 @@ def test_retrieve_secret_key_when_allowed(make_server):
     assert svc.enableTOTP(username="admin", verificationCode=pyotp.parse_uri(url).now()) is True
     assert svc.retrieveSecretKey(username="admin") == secret_of(url)
 
-    server.cli("user", "add", "bob", input="bob-pw\n")
+    server.cli("user", "add", "bob", input="bob-password-4711\n")
     bob_url = decode_qr(svc.initTOTP(username="bob"))
-    bob = server.session("bob", "bob-pw")
+    bob = server.session("bob", "bob-password-4711")
     r = bob.post(server.url + "/retrieveSecretKey", data={"username": "bob"})
     assert (r.status_code, r.text) == (200, response_of("retrieveSecretKey", secret_of(bob_url)))
     r = bob.post(server.url + "/retrieveSecretKey", data={"username": "admin"})

@@ -16,9 +16,11 @@ from ..config.loader import load_settings, store_settings
 from ..config.settings import TotpSettings
 from ..core.errors import StoreUnavailable, TotpAdminError
 from ..core.keyring import KeyFileError
+from ..core.password_policy import check_new_password
 from ..core.passwords import PasswordHasher
+from ..core.precis_usernames import new_username
 from ..core.principal import ROLES, USER
-from ..core.usernames import parse_username
+from ..core.usernames import UserRef, parse_username
 from ..core.validation import Validation
 from ..store.schema import SchemaOutdated
 from . import audit as audit_cli
@@ -40,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run TOTPAdminService over HTTPS")
     _add_store_options(serve)
     serve.add_argument("--conf-dir", type=Path, help="directory with totp.properties and carbon.xml (default: $TOTP_CONF_DIR or ./conf)")
-    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 serves other "
+                            "hosts over every IPv4 interface)")
     serve.add_argument("--port", type=int, help="port (default: 9443 + carbon.xml Ports/Offset)")
     serve.add_argument("--http", action="store_true", help="plain HTTP, for use behind a TLS-terminating proxy")
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain (default: generated in DATA_DIR/tls)")
@@ -70,11 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("username")
     remove = user.add_parser("remove", help="remove a user and their TOTP data")
     remove.add_argument("username")
+    role = user.add_parser("role", help="change a user's role (carbon.super keeps at least one admin)")
+    role.add_argument("username")
+    role.add_argument("role", choices=ROLES)
     unlock = user.add_parser("unlock", help="end a TOTP lockout after too many wrong codes")
     unlock.add_argument("username")
     listing = user.add_parser("list", help="list users")
     listing.add_argument("--tenant", help="only this tenant's users")
-    for sub in (add, passwd, remove, unlock, listing):
+    for sub in (add, passwd, remove, role, unlock, listing):
         _add_store_options(sub)
 
     audit_cli.register(commands, _add_store_options)
@@ -163,7 +170,11 @@ def _manage(args) -> int:
     # Ask for the password before the transaction: a prompt must not hold a database lock.
     password = None
     if args.command == "user" and args.action in ("add", "passwd"):
+        ref = parse_username(args.username)
+        if args.action == "add":  # a name PRECIS refuses is refused before the prompt
+            ref = UserRef(ref.tenant, new_username(ref.name).stored)
         password = read_password("New password: " if args.action == "passwd" else "Password: ")
+        check_new_password(password, ref.name)
     # Only the QR code needs to decrypt claims, so only it opens the key ring.
     db = open_database(store_settings(data_dir=args.data_dir, database_url=args.database_url),
                        with_keys=args.command == "qr")
@@ -199,7 +210,7 @@ def _user(args, unit, password: str | None) -> int:
         return 0
     ref = parse_username(args.username)
     if args.action == "add":
-        users.add_user(ref, PasswordHasher().hash(password), args.role)
+        ref = users.add_user(ref, PasswordHasher().hash(password), args.role)
         print(f"added user {ref.qualified} ({args.role})")
     elif args.action == "passwd":
         users.set_password(ref, PasswordHasher().hash(password))
@@ -207,6 +218,10 @@ def _user(args, unit, password: str | None) -> int:
     elif args.action == "remove":
         users.remove_user(ref)
         print(f"removed user {ref.qualified}")
+    elif args.action == "role":
+        changed = users.set_role(ref, args.role)
+        print(f"changed the role of {ref.qualified} to {args.role}" if changed
+              else f"{ref.qualified} already has the role {args.role}")
     elif args.action == "unlock":
         Validation(TotpSettings()).unlock(unit.accounts.find(ref))
         print(f"unlocked TOTP of {ref.qualified}")

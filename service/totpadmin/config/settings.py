@@ -69,7 +69,7 @@ class Settings:
     totp: TotpSettings = field(default_factory=TotpSettings)
     carbon: CarbonSettings = field(default_factory=CarbonSettings)
     database_url: str | None = None  # None: SQLite file in the data directory
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # this machine only; serving other hosts is an explicit --host
     port: int = 9443
     https: bool = True
     tls_cert: Path | None = None  # PEM certificate chain; None: generated in the data directory

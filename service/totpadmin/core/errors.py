@@ -26,8 +26,9 @@ class UnknownUser(TotpAdminError):
 
 
 class UserExists(TotpAdminError):
-    def __init__(self, username: str):
-        super().__init__(f"User {username} already exists")
+    def __init__(self, username: str, *, differing_in_case: bool = False):
+        super().__init__(f"User {username} already exists" + (
+            " (usernames that differ only in case or width name the same user)" if differing_in_case else ""))
 
 
 class TenantExists(TotpAdminError):
@@ -93,3 +94,15 @@ class NoPendingSecret(TotpAdminError):
 class SecretRetrievalDisabled(TotpAdminError):
     def __init__(self):
         super().__init__("Retrieving secret keys is disabled (allowSecretKeyRetrieval=false)")
+
+
+class PasswordRefused(TotpAdminError):
+    """A new password the policy refuses (core/password_policy.py); the message says why, never the password."""
+
+
+class LastSuperAdmin(TotpAdminError):
+    """Removing or demoting this admin would leave carbon.super, and so the service, without one."""
+
+    def __init__(self, username: str):
+        super().__init__(f"User {username} is the last admin of carbon.super and cannot be removed or demoted; "
+                         "make another user admin first (totp-admin user role NAME admin)")

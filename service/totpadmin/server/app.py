@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -16,12 +17,15 @@ from twisted.python.threadpool import ThreadPool
 from ..api.context import Services
 from ..api.endpoint import Endpoint
 from ..api.wsdl import WsdlDocument
+from ..config.errors import ConfigError
 from ..config.settings import Settings
 from ..core import keyring
 from ..core.authentication import Authenticator
 from ..core.client_address import ClientAddresses
 from ..core.credential_cache import CredentialCache
 from ..core.enrollment import Enrollment
+from ..core.errors import PasswordRefused
+from ..core.password_policy import check_new_password
 from ..core.passwords import PasswordHasher
 from ..core.principal import ADMIN
 from ..core.secretbox import SecretBox
@@ -58,8 +62,15 @@ def open_database(settings: Settings, *, with_keys: bool) -> Database:
     return db
 
 
+class _NotShown:
+    def __repr__(self) -> str:
+        return "(not shown)"
+
+
 def bootstrap_admin(db: Database, hasher: PasswordHasher, out=sys.stdout) -> None:
-    """On a store with no users: ``admin`` in carbon.super, password from the environment or random."""
+    """On a store with no users: ``admin`` in carbon.super, password from the environment or random.
+    :class:`ConfigError` (naming the variable, not its value) if the password policy refuses the
+    environment's; it is not looked at once the store has users."""
     with db.transaction() as unit:
         if unit.users.count():
             return
@@ -67,6 +78,12 @@ def bootstrap_admin(db: Database, hasher: PasswordHasher, out=sys.stdout) -> Non
         generated = password is None
         if generated:
             password = secrets.token_urlsafe(18)
+        else:
+            try:
+                check_new_password(password, "admin")
+            except PasswordRefused as err:
+                raise ConfigError("environment", ENV_ADMIN_PASSWORD, _NotShown(),
+                                  f"{err} (or leave it unset for a generated password)") from None
         unit.users.add_user(UserRef(SUPER_TENANT, "admin"), hasher.hash(password), ADMIN)
     if generated:
         # Printed once to the terminal, never logged.
@@ -138,6 +155,15 @@ def tls_files(settings: Settings) -> tuple[Path, Path]:
     return tls.ensure_self_signed(settings.data_dir / "tls")
 
 
+def reach(host: str) -> str:
+    """For the "listening on" lines: who can connect, when that is this machine only."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    return " (this machine only; --host 0.0.0.0 serves other hosts)" if loopback else ""
+
+
 def listener(reactor, settings: Settings, site):
     """A function that starts accepting: on ``settings.port``, or on the socket a supervisor handed
     down (``listen_fd``). Certificate problems raise here, before the reactor runs."""
@@ -170,9 +196,10 @@ def run(settings: Settings) -> int:
     def started(port):
         state["port"] = port
         scheme = "https" if settings.https else "http"
-        log.info("TOTPAdminService listening on %s://%s:%d/services/TOTPAdminService%s",
+        log.info("TOTPAdminService listening on %s://%s:%d/services/TOTPAdminService%s%s",
                  scheme, settings.host, port.getHost().port,
-                 "" if all_cpus is None else f" (reactor and database threads on CPU {cpu})")
+                 "" if all_cpus is None else f" (reactor and database threads on CPU {cpu})",
+                 "" if settings.listen_fd is not None else reach(settings.host))
 
     def failed(failure):
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, failure.getErrorMessage())

@@ -22,7 +22,7 @@ import time
 from ..config.settings import Settings
 from ..core.passwords import PasswordHasher
 from . import cpu_affinity
-from .app import bootstrap_admin, open_database, tls_files
+from .app import bootstrap_admin, open_database, reach, tls_files
 from .worker_restarts import CRASH_LOOP_DEATHS, CRASH_LOOP_SECONDS, RestartPolicy
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,9 @@ def supervise(settings: Settings, argv: list[str]) -> int:
     except OSError as err:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, err.strerror or err)
         return 1
-    log.info("supervisor listening on %s:%d with %d workers (%s)", settings.host, socks[0].getsockname()[1],
-             settings.workers, "a socket each, SO_REUSEPORT" if len(socks) > 1 else "one shared socket")
+    log.info("supervisor listening on %s:%d with %d workers (%s)%s", settings.host, socks[0].getsockname()[1],
+             settings.workers, "a socket each, SO_REUSEPORT" if len(socks) > 1 else "one shared socket",
+             reach(settings.host))
 
     cpus = cpu_affinity.plan(settings.cpu_affinity, settings.workers)
     # Each worker watches the read end and stops when it closes: when this process is gone, however it

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -28,11 +28,16 @@ class Tenant(Base):
 class User(Base):
     __tablename__ = "users"
     # AUTOINCREMENT: SQLite never hands a removed user's id to a new one.
-    __table_args__ = (UniqueConstraint("tenant_id", "username"), {"sqlite_autoincrement": True})
+    __table_args__ = (UniqueConstraint("tenant_id", "username"),
+                      Index("uq_users_tenant_id_username_key", "tenant_id", "username_key", unique=True),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     username: Mapped[str] = mapped_column(String(255))
+    # The name's PRECIS UsernameCaseMapped form (core/precis_usernames.py): no two users of a tenant
+    # differ only in case or width. NULL for a name an older version stored that PRECIS refuses.
+    username_key: Mapped[str | None] = mapped_column(String(255))
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=_now)

@@ -9,9 +9,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..core.authentication import LoginRecord
-from ..core.errors import TenantExists, UnknownTenant, UnknownUser, UserExists
-from ..core.principal import ROLES
-from ..core.usernames import UserRef, tenant_domain
+from ..core.errors import LastSuperAdmin, TenantExists, UnknownTenant, UnknownUser, UserExists
+from ..core.precis_usernames import new_username
+from ..core.principal import ADMIN, ROLES
+from ..core.usernames import SUPER_TENANT, UserRef, tenant_domain
 from .models import Tenant, User
 
 if TYPE_CHECKING:
@@ -80,28 +81,69 @@ class UserRepository:
 
     # --- users ---
 
-    def add_user(self, ref: UserRef, password_hash: str, role: str) -> User:
+    def add_user(self, ref: UserRef, password_hash: str, role: str) -> UserRef:
+        """Add a user under the PRECIS form of ``ref.name`` (core/precis_usernames.py); the name stored.
+        :class:`InvalidUsername` for a name PRECIS refuses, :class:`UserExists` when a user of the
+        tenant has this name up to case and width."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        name = new_username(ref.name)
         tenant = self._tenant(ref.tenant)
         if tenant is None:
             raise UnknownTenant(ref.tenant)
-        if self._user(tenant.id, ref.name) is not None:
-            raise UserExists(ref.qualified)
-        user = User(tenant_id=tenant.id, username=ref.name, password_hash=password_hash, role=role)
-        self._session.add(user)
+        stored = UserRef(ref.tenant, name.stored)
+        existing = self._session.scalar(select(User.username).where(
+            User.tenant_id == tenant.id, (User.username == name.stored) | (User.username_key == name.key)))
+        if existing is not None:
+            raise UserExists(UserRef(ref.tenant, existing).qualified, differing_in_case=existing != name.stored)
+        self._session.add(User(tenant_id=tenant.id, username=name.stored, username_key=name.key,
+                               password_hash=password_hash, role=role))
         try:
             self._session.flush()
-        except IntegrityError:
-            raise UserExists(ref.qualified) from None
-        return user
+        except IntegrityError:  # added by another transaction since the check
+            raise UserExists(stored.qualified) from None
+        return stored
 
     def set_password(self, ref: UserRef, password_hash: str) -> None:
         user = self._require(ref)
         user.password_hash = password_hash
 
     def remove_user(self, ref: UserRef) -> None:
-        self._session.delete(self._require(ref))
+        """Remove the user; :class:`LastSuperAdmin` for carbon.super's last admin."""
+        user = self._require_keeping_a_super_admin(ref)
+        if user.role == ADMIN:
+            self._refuse_last_super_admin(user)
+        self._session.delete(user)
+
+    def set_role(self, ref: UserRef, role: str) -> bool:
+        """Give the user ``role``; whether it changed. :class:`LastSuperAdmin` for demoting carbon.super's
+        last admin."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        user = self._require_keeping_a_super_admin(ref)
+        if user.role == role:
+            return False
+        if user.role == ADMIN:
+            self._refuse_last_super_admin(user)
+        user.role = role
+        return True
+
+    def _require_keeping_a_super_admin(self, ref: UserRef) -> User:
+        """The user, for a change that could take an admin away. In carbon.super its tenant row is locked
+        first (PostgreSQL; SQLite's writers take turns anyway): two such changes at once queue here, and
+        the second counts the admins only after the first committed, so together they cannot remove
+        the last two."""
+        if ref.tenant == SUPER_TENANT:
+            self._session.execute(select(Tenant.id).where(Tenant.domain == SUPER_TENANT).with_for_update())
+        return self._require(ref)
+
+    def _refuse_last_super_admin(self, user: User) -> None:
+        if user.tenant.domain != SUPER_TENANT:
+            return  # a tenant's admins can be replaced by carbon.super's
+        admins = self._session.scalar(select(func.count(User.id)).where(User.tenant_id == user.tenant_id,
+                                                                         User.role == ADMIN))
+        if admins <= 1:
+            raise LastSuperAdmin(UserRef(SUPER_TENANT, user.username).qualified)
 
     def users(self, tenant: str | None = None) -> list[LoginRecord]:
         query = select(User).join(Tenant).order_by(Tenant.domain, User.username)
