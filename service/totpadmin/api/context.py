@@ -16,6 +16,7 @@ from ..core.policy import authorize
 from ..core.principal import Principal
 from ..core.usernames import UserRef, parse_username
 from ..core.validation import Validation
+from ..operations.caller import LoginChanged
 from ..store.database import Database, Unit, WriteNeeded
 
 T = TypeVar("T")
@@ -35,11 +36,6 @@ class Services:
     # The server stores the audit rows of calls that wrote nothing else many to a transaction, and answers
     # those calls once their rows are stored (server/database_rounds.py): such calls then only read.
     batch_audit: bool = False
-
-
-class LoginChanged(Exception):
-    """The cached login the call ran as is no longer the stored one (password, name or role changed, or
-    the user was removed): the call was rolled back and must be answered after a full login check."""
 
 
 @dataclass
