@@ -1,4 +1,4 @@
-"""Password checks (Argon2) on a real server (server/login_checks.py): calls with the same credentials
+"""Password checks (Argon2) on a real server (server/login_pipeline.py): calls with the same credentials
 share one check, and a client that calls steadily has its cached login renewed before it expires.
 
 Counted with the server's own metric, ``totp_password_checks_total{reason=login|renewal}``: one per

@@ -5,21 +5,31 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from ..core import audit
-from ..core.authentication import CacheState, LoginRecord
+from ..core.authentication import CacheState
 from ..core.errors import AuthenticationFailed, StoreUnavailable
-from ..core.principal import Principal
+from ..operations.caller import Caller, LoginChanged
+from ..operations.login import PasswordCredentials, PasswordLogins
+from ..operations.login import Request as LoginRequest
 from . import faults
 from .bindings import Bindings, UnsupportedMediaType
-from .context import CallContext, LoginChanged, Services, log_event, store_event
+from .context import CallContext, Services, log_event, store_event
 from .messages import ApiReply, ApiRequest
 
 log = logging.getLogger(__name__)
 
 
+def password_logins(services: Services) -> PasswordLogins:
+    """HTTP Basic logins against the store, refusals logged and audited."""
+    def record(event):
+        log_event(event)
+        store_event(services, event)
+    return PasswordLogins(services.db, services.authenticator, record)
+
+
 class Endpoint:
-    def __init__(self, services: Services, *, read_plain: bool = True):
+    def __init__(self, services: Services, *, read_plain: bool = True, logins: PasswordLogins | None = None):
         self.services = services
+        self.logins = logins or password_logins(services)
         self.bindings = Bindings(read_plain=read_plain)
         realm = services.settings.carbon.server_name.replace('"', "'")
         self._challenge = ApiReply(401, "text/html", b"", headers=(("WWW-Authenticate", f'Basic realm="{realm}"'),))
@@ -37,87 +47,59 @@ class Endpoint:
             return self._challenge
         return binding.oversized(request)
 
+    def credentials(self, request: ApiRequest) -> PasswordCredentials:
+        """The request's credentials (it has them once :meth:`precheck` passed)."""
+        return PasswordCredentials(*request.credentials)
+
+    def login_request(self, request: ApiRequest) -> LoginRequest:
+        """What the audit of a refused login says of the request."""
+        return LoginRequest(request.request_id, request.peer, request.operation or "(soap)")
+
     def login_state(self, request: ApiRequest) -> CacheState:
-        """Whether the request's credentials verified recently, and whether they are due to be checked
-        again (memory only: cheap enough for the reactor thread). If MISSING, :meth:`login` should run
-        first, off the database threads: it hashes a password."""
+        """Whether the request's credentials verified recently (memory only)."""
         if request.credentials is None:
             return CacheState.MISSING
-        return self.services.authenticator.cache_state(*request.credentials)
+        return self.logins.state(self.credentials(request))
 
-    def login_key(self, request: ApiRequest) -> bytes:
-        """Equal for requests with equal credentials (an HMAC, not the password); the request must have them."""
-        return self.services.authenticator.login_key(*request.credentials)
-
-    def login(self, request: ApiRequest) -> Principal | ApiReply:
-        """Blocking (database, then password hashing): the caller, or the reply refusing the request.
-        The server runs the three steps on separate threads: :meth:`find_login` and
-        :meth:`refuse_login` on a database thread, :meth:`check_password` on a thread of its own."""
-        found = self.find_login(request)
-        if isinstance(found, ApiReply):
-            return found
-        caller = self.check_password(request, found)
-        return self.refuse_login(request) if caller is None else caller
-
-    def find_login(self, request: ApiRequest) -> LoginRecord | None | ApiReply:
-        """Blocking (database, one read): the stored login the credentials name (None: no such user),
-        or the reply refusing the request."""
-        early = self.precheck(request)
-        if early is not None:
-            return early
-        try:
-            with self.services.db.transaction(read_only=True) as unit:
-                return self.services.authenticator.find(unit.users, request.credentials[0])
-        except StoreUnavailable as err:
-            return self.store_unavailable(request, err)
-
-    def check_password(self, request: ApiRequest, found: LoginRecord | None) -> Principal | None:
-        """CPU only (Argon2, tens of ms; no database, so no connection is held meanwhile): the caller if
-        the password is right, else None."""
-        try:
-            return self.services.authenticator.check(found, *request.credentials)
-        except AuthenticationFailed:
-            return None
-
-    def refuse_login(self, request: ApiRequest) -> ApiReply:
-        """Blocking (database): audit a failed login; the fault that answers it."""
-        try:
-            self._audit_failed_login(request)
-        except Exception:  # a bug (a store outage is not raised): the failure must still reach the throttle
-            log.exception("request=%s: failed login not audited", request.request_id)
+    def refused(self, request: ApiRequest) -> ApiReply:
+        """The fault answering credentials that did not verify (the refusal is audited already)."""
         fault = faults.ServiceFault(str(AuthenticationFailed()), declared=False)
         return replace(self.bindings.select(request).fault(fault, request.operation), authenticated=False)
 
-    def handle(self, request: ApiRequest, caller: Principal | None = None) -> ApiReply:
-        """Blocking (database): run it in a worker thread. ``caller``: what :meth:`login` returned for
-        this request, if it ran. Otherwise a login from the credential cache stands for the caller, and
-        the call's own transaction confirms it is still the stored one; failing that, or without a
-        cached login, the credentials are checked here in full."""
+    def handle(self, request: ApiRequest, caller: Caller | None = None) -> ApiReply:
+        """Blocking (database): run it on a database thread. ``caller``: who the login pipeline found the
+        caller to be; if it was a cached login, the call's own transaction confirms it is still the
+        stored one, and :class:`LoginChanged` is raised when it is not (nothing was written).
+
+        Without ``caller`` (callers with no server, e.g. tests) every login step runs here, on this
+        thread, and a changed login is checked again at once."""
         early = self.precheck(request)
         if early is not None:
             return early
-        binding = self.bindings.select(request)
-        confirm = None
-        if caller is None:
-            authenticator = self.services.authenticator
-            hit = authenticator.cached(*request.credentials)
-            if hit is not None:
-                caller = hit.principal
-                confirm = lambda unit: authenticator.confirm(unit.users, hit)  # noqa: E731
-            else:
-                outcome = self.login(request)
-                if isinstance(outcome, ApiReply):
-                    return outcome
-                caller = outcome
-        udc = CallContext(self.services, caller, request_id=request.request_id, peer=request.peer,
-                          confirm_login=confirm)
+        if caller is not None:
+            return self._call(request, caller)
+        credentials = self.credentials(request)
         try:
-            reply = binding.call(request, udc)
+            caller = self.logins.login(credentials, self.login_request(request))
+        except StoreUnavailable as err:
+            return self.store_unavailable(request, err)
+        if caller is None:
+            return self.refused(request)
+        try:
+            return self._call(request, caller)
+        except LoginChanged:
+            self.logins.forget(credentials)
+            return self.handle(request)
+
+    def _call(self, request: ApiRequest, caller: Caller) -> ApiReply:
+        udc = CallContext(self.services, caller.principal, request_id=request.request_id, peer=request.peer,
+                          confirm_login=caller.confirm)
+        try:
+            reply = self.bindings.select(request).call(request, udc)
         except LoginChanged:  # from the fast path; spyne turns it into a fault reply, and the flag tells
             udc.login_changed = True
         if udc.login_changed:
-            self.services.authenticator.forget(*request.credentials)
-            return self.handle(request)
+            raise LoginChanged()
         return replace(reply, authenticated=True, unstored_event=udc.unstored_event)
 
     def store_unavailable(self, request: ApiRequest, err: StoreUnavailable) -> ApiReply:
@@ -126,9 +108,3 @@ class Endpoint:
         return self.bindings.select(request).fault(faults.for_error(request.operation or "", None, err),
                                                    request.operation)
 
-    def _audit_failed_login(self, request: ApiRequest) -> None:
-        event = audit.AuditEvent(request_id=request.request_id, source=request.peer, caller=request.credentials[0],
-                                 operation=request.operation or "(soap)", target=None, tenant=None,
-                                 outcome=audit.AUTH_FAILED)
-        log_event(event)
-        store_event(self.services, event)

@@ -8,7 +8,7 @@ id all miss, in every process.
 
 An entry in the last quarter of its life is *due for renewal*: the server then checks the password again
 in the background while the entry still serves, so that a client calling steadily never finds its entry
-gone (server/login_checks.py).
+gone (server/login_pipeline.py).
 """
 
 from __future__ import annotations

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
-import math
 import re
 import time
 import uuid
 from dataclasses import replace
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from twisted.web import resource, server
@@ -20,11 +17,12 @@ from .. import upstream_fixes
 from ..api.endpoint import Endpoint
 from ..api.messages import ApiReply, ApiRequest
 from ..api.wsdl import WsdlDocument
-from ..core.authentication import CacheState
-from ..core.client_address import ClientAddresses, throttle_key
-from ..core.throttle import USERNAME, Attempt, LoginThrottle, Verdict
+from ..core.client_address import ClientAddresses
+from ..core.throttle import USERNAME, LoginThrottle
+from ..operations.login import PasswordCredentials
+from .credentials import basic_credentials
 from .database_rounds import DatabaseRounds, RowsNotStored
-from .login_checks import LoginChecks
+from .login_pipeline import BAD_CREDENTIALS, THROTTLED, LoginPipeline, Refused
 from .observability import Metrics
 from .plain import SERVER_HEADER
 from .routing import SERVICE, route
@@ -33,24 +31,6 @@ log = logging.getLogger("totpadmin.access")
 
 _REASONS = upstream_fixes.missing_reason_phrases()  # e.g. 429 Too Many Requests
 _METADATA_QUERIES = {b"wsdl", b"wsdl2", b"xsd"}
-
-
-def basic_credentials(headers: list[bytes] | None) -> tuple[str, str] | None:
-    """(user, password) from the ``Authorization: Basic ...`` header; None if absent, malformed, or sent
-    more than once (which one would count is ambiguous: a proxy may have checked the other)."""
-    if not headers or len(headers) != 1:
-        return None
-    scheme, _, encoded = headers[0].strip().partition(b" ")
-    if scheme.lower() != b"basic" or not encoded:
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, sep, password = decoded.partition(":")
-    if not sep or not user or not password:
-        return None
-    return user, password
 
 
 class ServicesResource(resource.Resource):
@@ -64,10 +44,10 @@ class ServicesResource(resource.Resource):
         self._reactor = reactor
         self._pool = pool  # the database threads
         self._rounds = rounds  # on SQLite: the database thread's calls in rounds, audit rows stored at their end
-        self._logins = LoginChecks(reactor, endpoint, self._on_database, hash_pool, metrics)
+        self._logins = LoginPipeline(reactor, {PasswordCredentials: endpoint.logins}, self._on_database, hash_pool,
+                                     throttle, metrics)
         self._endpoint = endpoint
         self._wsdl = wsdl
-        self._throttle = throttle
         self._clients = clients
         self._forwarded = clients.header.encode("ascii")
         self._metrics = metrics
@@ -98,17 +78,12 @@ class ServicesResource(resource.Resource):
         if early is not None:
             return self._finish(request, early, started)
 
-        verdict = self._throttle.verdict(api_request.credentials[0], throttle_key(api_request.peer),
-                                         self._endpoint.login_key(api_request))
-        if verdict.refuse_for:
-            return self._finish(request, _too_many(verdict), started)
-
         self.in_flight += 1
-        d = task.deferLater(self._reactor, verdict.delay, lambda: None) if verdict.delay else defer.succeed(None)
-        d.addCallback(lambda _: self._call(api_request))
+        d = self._logins.run(self._endpoint.credentials(api_request), self._endpoint.login_request(api_request),
+                             lambda caller: self._on_database(self._endpoint.handle, api_request, caller))
+        d.addCallback(self._refusal_reply, api_request)
         d.addErrback(self._unstored, api_request)
         d.addErrback(self._internal_error)
-        d.addCallback(self._count_login, verdict.attempt)
         d.addCallback(lambda reply: self._finish(request, reply, started))
         d.addBoth(self._done)
         return server.NOT_DONE_YET
@@ -119,31 +94,20 @@ class ServicesResource(resource.Resource):
             return self._rounds.run(function, *args)
         return deferToThreadPool(self._reactor, self._pool, function, *args)
 
-    def _call(self, api_request: ApiRequest) -> defer.Deferred:
-        state = self._endpoint.login_state(api_request)
-        if state is CacheState.MISSING:  # a password to check first (Argon2): login_checks.py
-            d = self._logins.check(api_request)
-            d.addCallback(self._after_login, api_request)
-            return d
-        if state is CacheState.RENEWAL_DUE:
-            self._logins.renew(api_request)
-        return self._on_database(self._endpoint.handle, api_request)
-
-    def _after_login(self, caller, api_request: ApiRequest):
-        if isinstance(caller, ApiReply):
-            return caller
-        if caller is None:
-            return self._on_database(self._endpoint.refuse_login, api_request)
-        return self._on_database(self._endpoint.handle, api_request, caller)
+    def _refusal_reply(self, result, api_request: ApiRequest) -> ApiReply:
+        """The call's reply, or the answer to a login the pipeline refused."""
+        if not isinstance(result, Refused):
+            return result
+        if result.reason == THROTTLED:
+            return _too_many(result)
+        if result.reason == BAD_CREDENTIALS:
+            return self._endpoint.refused(api_request)
+        return self._endpoint.store_unavailable(api_request, result.error)
 
     def _unstored(self, failure, api_request: ApiRequest) -> ApiReply:
         """The call ran, but its audit row could not be stored: its answer is withheld."""
         failure.trap(RowsNotStored)
         return replace(self._endpoint.store_unavailable(api_request, failure.value.cause), authenticated=True)
-
-    def _count_login(self, reply: ApiReply, attempt: Attempt | None) -> ApiReply:
-        self._throttle.settle(attempt, reply.authenticated)
-        return reply
 
     def _done(self, result):
         self.in_flight -= 1
@@ -223,11 +187,11 @@ class ServicesResource(resource.Resource):
         return server.NOT_DONE_YET
 
 
-def _too_many(verdict: Verdict) -> ApiReply:
-    """429 for a refused login attempt, with Retry-After in whole seconds."""
-    about = "for this username" if verdict.refused == USERNAME else "from this address"
+def _too_many(refused: Refused) -> ApiReply:
+    """429 for a login attempt the throttle refused, with Retry-After in whole seconds."""
+    about = "for this username" if refused.about == USERNAME else "from this address"
     return ApiReply(429, "text/plain; charset=UTF-8", f"Too many failed logins {about}; try again later\n".encode(),
-                    headers=(("Retry-After", str(max(1, math.ceil(verdict.refuse_for)))),))
+                    headers=(("Retry-After", str(refused.retry_after)),))
 
 
 def _query_names(uri: bytes) -> set[bytes]:
