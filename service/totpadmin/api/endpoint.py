@@ -9,10 +9,10 @@ from ..core import audit
 from ..core.authentication import CacheState, LoginRecord
 from ..core.errors import AuthenticationFailed, StoreUnavailable
 from ..core.principal import Principal
-from . import faults
-from .bindings import Bindings, UnsupportedMediaType
 from ..operations.caller import Caller, LoginChanged
 from ..operations.services import Services
+from . import faults
+from .bindings import Bindings, UnsupportedMediaType
 from .messages import ApiReply, ApiRequest
 from .service import SoapCall
 

@@ -39,7 +39,7 @@ class TotpOperations:
         self._db = db
         self._enrollment = enrollment
         self._validation = validation
-        self.audit_trail = audit_trail if audit_trail is not None else ImmediateAuditTrail(db)
+        self._trail = audit_trail if audit_trail is not None else ImmediateAuditTrail(db)
         self._observe = observe
 
     # --- connector 1.0.x: immediate enrolment ---
@@ -105,7 +105,7 @@ class TotpOperations:
         line, the metrics, and the row in a transaction of its own (a store outage is logged, not raised)."""
         log_event(event)
         self._observe(event)
-        self.audit_trail.add_alone(event)
+        self._trail.add_alone(event)
 
     # --- the steps every operation takes ---
 
@@ -120,7 +120,7 @@ class TotpOperations:
         if allow_self is None:
             allow_self = self._settings.totp.self_operations
         try:
-            if mostly_reads and self.audit_trail.reads_first:
+            if mostly_reads and self._trail.reads_first:
                 try:
                     return self._once(caller, operation, username, action, allow_self, verdict, read_only=True)
                 except WriteNeeded:
@@ -141,10 +141,10 @@ class TotpOperations:
             outcome = audit.FAILURE if verdict and not result else audit.SUCCESS
             event = _event(caller, operation, ref, outcome)
             if not read_only:
-                self.audit_trail.add(unit, event)
+                self._trail.add(unit, event)
         log_event(event)
         if read_only:
-            self.audit_trail.leave(event)  # observed once stored
+            self._trail.leave(event)  # observed once stored
         else:
             self._observe(event)
         return result
