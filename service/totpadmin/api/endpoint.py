@@ -9,10 +9,12 @@ from ..core import audit
 from ..core.authentication import CacheState, LoginRecord
 from ..core.errors import AuthenticationFailed, StoreUnavailable
 from ..core.principal import Principal
+from ..operations.caller import Caller, LoginChanged
+from ..operations.services import Services
 from . import faults
 from .bindings import Bindings, UnsupportedMediaType
-from .context import CallContext, LoginChanged, Services, log_event, store_event
 from .messages import ApiReply, ApiRequest
+from .service import SoapCall
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +111,16 @@ class Endpoint:
                 if isinstance(outcome, ApiReply):
                     return outcome
                 caller = outcome
-        udc = CallContext(self.services, caller, request_id=request.request_id, peer=request.peer,
-                          confirm_login=confirm)
+        call = SoapCall(self.services.operations,
+                        Caller(caller, request_id=request.request_id, source=request.peer, confirm=confirm))
         try:
-            reply = binding.call(request, udc)
+            reply = binding.call(request, call)
         except LoginChanged:  # from the fast path; spyne turns it into a fault reply, and the flag tells
-            udc.login_changed = True
-        if udc.login_changed:
+            call.login_changed = True
+        if call.login_changed:
             self.services.authenticator.forget(*request.credentials)
             return self.handle(request)
-        return replace(reply, authenticated=True, unstored_event=udc.unstored_event)
+        return replace(reply, authenticated=True)
 
     def store_unavailable(self, request: ApiRequest, err: StoreUnavailable) -> ApiReply:
         """The reply when the store failed outside the call: reading the login, or storing the audit
@@ -130,5 +132,4 @@ class Endpoint:
         event = audit.AuditEvent(request_id=request.request_id, source=request.peer, caller=request.credentials[0],
                                  operation=request.operation or "(soap)", target=None, tenant=None,
                                  outcome=audit.AUTH_FAILED)
-        log_event(event)
-        store_event(self.services, event)
+        self.services.operations.audit_alone(event)

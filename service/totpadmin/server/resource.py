@@ -12,7 +12,6 @@ import uuid
 from dataclasses import replace
 
 from twisted.internet import defer, task
-from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from twisted.web import resource, server
 
@@ -23,7 +22,7 @@ from ..api.wsdl import WsdlDocument
 from ..core.authentication import CacheState
 from ..core.client_address import ClientAddresses, throttle_key
 from ..core.throttle import USERNAME, Attempt, LoginThrottle, Verdict
-from .database_rounds import DatabaseRounds, RowsNotStored
+from .database_calls import DatabaseCalls, RowsNotStored
 from .login_checks import LoginChecks
 from .observability import Metrics
 from .plain import SERVER_HEADER
@@ -56,14 +55,13 @@ def basic_credentials(headers: list[bytes] | None) -> tuple[str, str] | None:
 class ServicesResource(resource.Resource):
     isLeaf = True
 
-    def __init__(self, reactor, pool: ThreadPool, hash_pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument,
-                 throttle: LoginThrottle, metrics: Metrics, rounds: DatabaseRounds | None, *,
+    def __init__(self, reactor, calls: DatabaseCalls, hash_pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument,
+                 throttle: LoginThrottle, metrics: Metrics, *,
                  hide_wsdl: bool, public_host: str | None, https: bool,
                  clients: ClientAddresses = ClientAddresses()):
         super().__init__()
         self._reactor = reactor
-        self._pool = pool  # the database threads
-        self._rounds = rounds  # on SQLite: the database thread's calls in rounds, audit rows stored at their end
+        self._calls = calls  # where database work runs: the pool's threads, or SQLite's rounds (database_calls.py)
         self._logins = LoginChecks(reactor, endpoint, self._on_database, hash_pool, metrics)
         self._endpoint = endpoint
         self._wsdl = wsdl
@@ -106,18 +104,18 @@ class ServicesResource(resource.Resource):
         self.in_flight += 1
         d = task.deferLater(self._reactor, verdict.delay, lambda: None) if verdict.delay else defer.succeed(None)
         d.addCallback(lambda _: self._call(api_request))
-        d.addErrback(self._unstored, api_request)
         d.addErrback(self._internal_error)
         d.addCallback(self._count_login, verdict.attempt)
         d.addCallback(lambda reply: self._finish(request, reply, started))
         d.addBoth(self._done)
         return server.NOT_DONE_YET
 
-    def _on_database(self, function, *args) -> defer.Deferred:
-        """``function(*args)`` on the database threads: in a round on SQLite, a job of its own elsewhere."""
-        if self._rounds is not None:
-            return self._rounds.run(function, *args)
-        return deferToThreadPool(self._reactor, self._pool, function, *args)
+    def _on_database(self, function, api_request: ApiRequest, *args) -> defer.Deferred:
+        """``function(api_request, *args)`` where database work runs (database_calls.py). A call whose
+        audit row could not be stored is answered with the store's fault instead of its own answer."""
+        d = self._calls.run(function, api_request, *args)
+        d.addErrback(self._unstored, api_request)
+        return d
 
     def _call(self, api_request: ApiRequest) -> defer.Deferred:
         state = self._endpoint.login_state(api_request)
