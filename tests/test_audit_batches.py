@@ -1,5 +1,5 @@
 """On SQLite, audit rows of calls that only read are stored many per transaction, at the end of each round of
-the database thread (server/database_rounds.py), in the serving process's own audit file (store/read_audit.py),
+the database thread (server/database_calls.py), in the serving process's own audit file (store/read_audit.py),
 and a call is answered only once its row is stored; read-only transactions refuse writes (store/database.py)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""server/database_rounds.py on a real thread pool: calls run in rounds, the audit rows of a round are stored
+"""server/database_calls.py's rounds on a real thread pool: calls run in rounds, the audit rows of a round are stored
 together before any of its calls is answered, and one call's error or a failed store answers every call.
 
 The test's own thread stands in for the reactor: it runs what the database thread hands over with
@@ -15,7 +15,8 @@ from twisted.python.threadpool import ThreadPool
 from totpadmin.api.messages import ApiReply
 from totpadmin.core.audit import SUCCESS, AuditEvent
 from totpadmin.core.errors import StoreUnavailable
-from totpadmin.server.database_rounds import DatabaseRounds, RowsNotStored
+from totpadmin.operations.audit_trail import BatchedAuditTrail
+from totpadmin.server.database_calls import DatabaseRounds, RowsNotStored
 
 
 class ReactorThread:
@@ -38,12 +39,24 @@ def event(n: int) -> AuditEvent:
                       target=f"user{n}", tenant="carbon.super", outcome=SUCCESS)
 
 
-def reply(n: int, *, audited: bool = True) -> ApiReply:
-    return ApiReply(200, "text/plain", str(n).encode(), unstored_event=event(n) if audited else None)
+class Trail(BatchedAuditTrail):
+    """A batched audit trail storing with ``store``; :meth:`reply` is a call that leaves a row in it."""
+
+    def __init__(self, store):
+        super().__init__(None, store=store)
+
+    def reply(self, n: int, *, audited: bool = True) -> ApiReply:
+        if audited:
+            self.leave(event(n))
+        return ApiReply(200, "text/plain", str(n).encode())
+
+    def unaudited_reply(self, n: int) -> ApiReply:
+        return self.reply(n, audited=False)
 
 
-def unaudited_reply(n: int) -> ApiReply:
-    return reply(n, audited=False)
+def rounds_storing(reactor, pool, store, **options) -> tuple[DatabaseRounds, Trail]:
+    trail = Trail(store)
+    return DatabaseRounds(reactor, pool, trail, **options), trail
 
 
 @pytest.fixture
@@ -71,17 +84,17 @@ def test_calls_waiting_together_make_one_round_and_are_answered_once_their_rows_
         assert not answered, "no call of the round is answered before its rows are stored"
         stored_batches.append([e.request_id for e in events])
 
-    rounds = DatabaseRounds(reactor, pool, store, stored=lambda events: seen_by_reactor.append(len(events)))
+    rounds, trail = rounds_storing(reactor, pool, store, stored=lambda events: seen_by_reactor.append(len(events)))
     started = threading.Event()
 
     def hold():  # the first round: holds the database thread while the others queue up
         started.set()
         gate.wait(10)
-        return reply(0)
+        return trail.reply(0)
 
     first = rounds.run(hold)
     assert started.wait(10)
-    waiting = [rounds.run(reply, n) for n in range(1, 6)] + [rounds.run(unaudited_reply, 6)]
+    waiting = [rounds.run(trail.reply, n) for n in range(1, 6)] + [rounds.run(trail.unaudited_reply, 6)]
     for d in [first, *waiting]:
         d.addCallback(lambda r: answered.append(r) or r)
     got = outcomes([first, *waiting])
@@ -91,20 +104,23 @@ def test_calls_waiting_together_make_one_round_and_are_answered_once_their_rows_
     assert stored_batches == [["r0"], ["r1", "r2", "r3", "r4", "r5"]], "the calls that waited made one round"
     assert seen_by_reactor == [1, 5]
     assert [g.body for g in got] == [str(n).encode() for n in range(7)]
-    assert all(g.unstored_event is None for g in got), "answered with the row stored"
+    left, looked = [], threading.Event()
+    pool.callInThread(lambda: left.append(trail.take_left()) or looked.set())  # the database thread's leftovers
+    assert looked.wait(10)
+    assert left == [[]], "answered with the row stored"
 
 
 def test_a_failing_call_fails_alone(pool):
     reactor = ReactorThread()
     stored = []
-    rounds = DatabaseRounds(reactor, pool, lambda events: stored.extend(e.request_id for e in events))
+    rounds, trail = rounds_storing(reactor, pool, lambda events: stored.extend(e.request_id for e in events))
 
     def broken():
         raise ValueError("a bug")
 
     gate = threading.Event()
     first = rounds.run(gate.wait, 10)
-    calls = [rounds.run(reply, 1), rounds.run(broken), rounds.run(reply, 2)]
+    calls = [rounds.run(trail.reply, 1), rounds.run(broken), rounds.run(trail.reply, 2)]
     got = outcomes([first, *calls])
     gate.set()
     reactor.run_until(lambda: all(g is not None for g in got))
@@ -123,10 +139,10 @@ def test_when_the_rows_cannot_be_stored_their_calls_are_not_answered_and_the_oth
     def store(events):
         raise error
 
-    rounds = DatabaseRounds(reactor, pool, store, stored=stored_seen.append)
+    rounds, trail = rounds_storing(reactor, pool, store, stored=stored_seen.append)
     gate = threading.Event()
     first = rounds.run(gate.wait, 10)
-    calls = [rounds.run(reply, 1), rounds.run(unaudited_reply, 2)]
+    calls = [rounds.run(trail.reply, 1), rounds.run(trail.unaudited_reply, 2)]
     got = outcomes([first, *calls])
     gate.set()
     reactor.run_until(lambda: all(g is not None for g in got))
@@ -140,9 +156,9 @@ def test_when_the_rows_cannot_be_stored_their_calls_are_not_answered_and_the_oth
 
 def test_the_database_thread_is_let_go_when_no_call_waits(pool):
     reactor = ReactorThread()
-    rounds = DatabaseRounds(reactor, pool, lambda events: None)
+    rounds, trail = rounds_storing(reactor, pool, lambda events: None)
     for n in range(3):  # each call after the last round ended starts a job again
-        got = outcomes([rounds.run(unaudited_reply, n)])
+        got = outcomes([rounds.run(trail.unaudited_reply, n)])
         reactor.run_until(lambda: got[0] is not None)
         assert got[0].body == str(n).encode()
         pool_idle = threading.Event()

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from conftest import TNS, make_conf
 from totpadmin.api.body_limits import MAX_TEXT
-from totpadmin.api.context import Services
+from totpadmin.operations.services import Services
 from totpadmin.api.endpoint import Endpoint
 from totpadmin.api.messages import ApiRequest
 from totpadmin.config.loader import load_settings

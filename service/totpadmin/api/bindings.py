@@ -23,10 +23,9 @@ from spyne.server._base import ServerBase
 from spyne.server.http import HttpTransportContext
 
 from . import axis2_xml, body_limits, fastpath, faults
-from .context import CallContext
 from .messages import ApiReply, ApiRequest
 from .names import SERVICE_NAME, SOAP11_ENV, SOAP12_ENV, TNS
-from .service import TOTPAdminService
+from .service import SoapCall, TOTPAdminService
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +122,7 @@ class Binding:
                           in_protocol=in_protocol, out_protocol=XmlDocument())
         self._server = _Server(app)
 
-    def call(self, request: ApiRequest, udc: CallContext) -> ApiReply:
+    def call(self, request: ApiRequest, call: SoapCall) -> ApiReply:
         if self.reads_xml:
             try:
                 body_limits.check_xml(request.body)
@@ -139,9 +138,9 @@ class Binding:
                                                       client=True), request.operation)
         plain = self.plain_arguments(request) if self._read_plain else None
         if plain is not None:
-            return self._call_plain(*plain, udc)
+            return self._call_plain(*plain, call)
         ctx = MethodContext(self._server, MethodContext.SERVER)
-        ctx.udc = udc
+        ctx.udc = call
         ctx.in_string = [request.body]
         ctx.transport = _Transport(ctx, self._server, request)
         try:
@@ -182,9 +181,9 @@ class Binding:
         sends it through spyne."""
         return None
 
-    def _call_plain(self, operation: fastpath.Operation, args: list[str], udc: CallContext) -> ApiReply:
+    def _call_plain(self, operation: fastpath.Operation, args: list[str], call: SoapCall) -> ApiReply:
         try:
-            value = fastpath.invoke(operation, args, udc)
+            value = fastpath.invoke(operation, args, call)
         except faults.ServiceFault as fault:
             return self.fault(fault, operation.name)
         element = fastpath.response_element(operation, value)

@@ -10,20 +10,18 @@ from ..core.errors import AuthenticationFailed, StoreUnavailable
 from ..operations.caller import Caller, LoginChanged
 from ..operations.login import PasswordCredentials, PasswordLogins
 from ..operations.login import Request as LoginRequest
+from ..operations.services import Services
 from . import faults
 from .bindings import Bindings, UnsupportedMediaType
-from .context import CallContext, Services, log_event, store_event
 from .messages import ApiReply, ApiRequest
+from .service import SoapCall
 
 log = logging.getLogger(__name__)
 
 
 def password_logins(services: Services) -> PasswordLogins:
     """HTTP Basic logins against the store, refusals logged and audited."""
-    def record(event):
-        log_event(event)
-        store_event(services, event)
-    return PasswordLogins(services.db, services.authenticator, record)
+    return PasswordLogins(services.db, services.authenticator, services.operations.audit_alone)
 
 
 class Endpoint:
@@ -92,19 +90,17 @@ class Endpoint:
             return self.handle(request)
 
     def _call(self, request: ApiRequest, caller: Caller) -> ApiReply:
-        udc = CallContext(self.services, caller.principal, request_id=request.request_id, peer=request.peer,
-                          confirm_login=caller.confirm)
+        call = SoapCall(self.services.operations, caller)
         try:
-            reply = self.bindings.select(request).call(request, udc)
+            reply = self.bindings.select(request).call(request, call)
         except LoginChanged:  # from the fast path; spyne turns it into a fault reply, and the flag tells
-            udc.login_changed = True
-        if udc.login_changed:
+            call.login_changed = True
+        if call.login_changed:
             raise LoginChanged()
-        return replace(reply, authenticated=True, unstored_event=udc.unstored_event)
+        return replace(reply, authenticated=True)
 
     def store_unavailable(self, request: ApiRequest, err: StoreUnavailable) -> ApiReply:
         """The reply when the store failed outside the call: reading the login, or storing the audit
         event of a call whose answer is then withheld."""
         return self.bindings.select(request).fault(faults.for_error(request.operation or "", None, err),
                                                    request.operation)
-

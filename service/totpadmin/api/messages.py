@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.audit import AuditEvent
-
 
 @dataclass(frozen=True)
 class ApiRequest:
@@ -26,5 +24,3 @@ class ApiReply:
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
     authenticated: bool | None = None  # whether the Basic credentials verified; None: not checked
-    # The call's audit event, not stored yet: to be stored before the reply goes out (Services.batch_audit).
-    unstored_event: AuditEvent | None = None

@@ -14,7 +14,6 @@ from pathlib import Path
 from twisted.internet import defer, endpoints, task
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
-from ..api.context import Services
 from ..api.endpoint import Endpoint
 from ..api.wsdl import WsdlDocument
 from ..config.errors import ConfigError
@@ -32,10 +31,12 @@ from ..core.secretbox import SecretBox
 from ..core.throttle import LoginThrottle, ThrottlePolicy
 from ..core.usernames import SUPER_TENANT, UserRef
 from ..core.validation import Validation
+from ..operations.audit_trail import AuditTrail, BatchedAuditTrail, ImmediateAuditTrail
+from ..operations.services import Services
 from ..store.database import Database
 from . import cpu_affinity, supervisor_pipe, tls
 from .cpu_affinity import UnpinnedThreadPool
-from .database_rounds import DatabaseRounds
+from .database_calls import DatabaseCalls, DatabaseRounds, ThreadPoolCalls
 from .observability import HealthResource, Metrics, ReadyResource, metrics_site
 from .plain import Directory
 from .resource import ServicesResource
@@ -109,20 +110,26 @@ def login_throttle(settings: Settings) -> LoginThrottle:
                                         known_good_seconds=t.login_known_good_seconds))
 
 
+def audit_trail_and_calls(reactor, db: Database, db_pool: ThreadPool,
+                          metrics: Metrics) -> tuple[AuditTrail, DatabaseCalls]:
+    """Where audit rows go and where database calls run, decided together. SQLite: its one database
+    thread takes calls in rounds and stores the audit rows of a round's read-only calls together, in
+    this process's own file (store/read_audit.py). PostgreSQL commits side by side on many threads:
+    each row in its call's transaction, each call a job of its own (docs/performance.md)."""
+    if db.single_writer:
+        read_audit = db.claim_read_audit()
+        trail = BatchedAuditTrail(db, store=read_audit.add_events if read_audit else db.add_audit_events)
+        return trail, DatabaseRounds(reactor, db_pool, trail, metrics.audit_batch_stored)
+    return ImmediateAuditTrail(db), ThreadPoolCalls(reactor, db_pool)
+
+
 def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
                all_cpus: frozenset[int] | None = None) -> tuple[ServiceSite, ServicesResource]:
     """The site; ``all_cpus``: where password hashing may run when this thread was pinned (see
     cpu_affinity.py)."""
     hasher = PasswordHasher()
     db_pool = ThreadPool(minthreads=db.threads, maxthreads=db.threads, name="totp-admin database")
-    # SQLite only: its one database thread takes calls in rounds and stores the audit rows of a round's
-    # read-only calls together (database_rounds.py), in this process's own file (store/read_audit.py).
-    # PostgreSQL commits side by side on many threads; batching its audit rows measured 5-15 % slower.
-    rounds = None
-    if db.single_writer:
-        read_audit = db.claim_read_audit()
-        rounds = DatabaseRounds(reactor, db_pool, read_audit.add_events if read_audit else db.add_audit_events,
-                                metrics.audit_batch_stored)
+    trail, calls = audit_trail_and_calls(reactor, db, db_pool, metrics)
     services = Services(
         settings=settings,
         db=db,
@@ -131,7 +138,7 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
         authenticator=Authenticator(hasher, CredentialCache(ttl=settings.credential_cache_seconds),
                                     email_usernames=settings.carbon.email_usernames),
         observe=metrics.audited,
-        batch_audit=rounds is not None,  # read-only calls leave their audit rows to the round
+        audit_trail=trail,
     )
     pool = UnpinnedThreadPool(all_cpus, minthreads=0, maxthreads=settings.db_pool_size,
                               name="totp-admin passwords")  # password hashing and /ready
@@ -140,8 +147,7 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
         reactor.callWhenRunning(each.start)
         reactor.addSystemEventTrigger("during", "shutdown", each.stop)
     services_resource = ServicesResource(
-        reactor, db_pool, pool, Endpoint(services), WsdlDocument(), login_throttle(settings), metrics,
-        rounds,
+        reactor, calls, pool, Endpoint(services), WsdlDocument(), login_throttle(settings), metrics,
         hide_wsdl=settings.carbon.hide_wsdl, public_host=settings.carbon.host_name, https=settings.https,
         clients=ClientAddresses(settings.totp.trusted_proxies, settings.totp.trusted_proxy_header),
     )

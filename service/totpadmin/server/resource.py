@@ -9,7 +9,6 @@ import uuid
 from dataclasses import replace
 
 from twisted.internet import defer
-from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from twisted.web import resource, server
 
@@ -21,7 +20,7 @@ from ..core.client_address import ClientAddresses
 from ..core.throttle import USERNAME, LoginThrottle
 from ..operations.login import PasswordCredentials
 from .credentials import basic_credentials
-from .database_rounds import DatabaseRounds, RowsNotStored
+from .database_calls import DatabaseCalls, RowsNotStored
 from .login_pipeline import BAD_CREDENTIALS, THROTTLED, LoginPipeline, Refused
 from .observability import Metrics
 from .plain import SERVER_HEADER
@@ -36,16 +35,15 @@ _METADATA_QUERIES = {b"wsdl", b"wsdl2", b"xsd"}
 class ServicesResource(resource.Resource):
     isLeaf = True
 
-    def __init__(self, reactor, pool: ThreadPool, hash_pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument,
-                 throttle: LoginThrottle, metrics: Metrics, rounds: DatabaseRounds | None, *,
+    def __init__(self, reactor, calls: DatabaseCalls, hash_pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument,
+                 throttle: LoginThrottle, metrics: Metrics, *,
                  hide_wsdl: bool, public_host: str | None, https: bool,
                  clients: ClientAddresses = ClientAddresses()):
         super().__init__()
         self._reactor = reactor
-        self._pool = pool  # the database threads
-        self._rounds = rounds  # on SQLite: the database thread's calls in rounds, audit rows stored at their end
-        self._logins = LoginPipeline(reactor, {PasswordCredentials: endpoint.logins}, self._on_database, hash_pool,
-                                     throttle, metrics)
+        self._calls = calls  # where database work runs: the pool's threads, or SQLite's rounds (database_calls.py)
+        self._logins = LoginPipeline(reactor, {PasswordCredentials: endpoint.logins}, calls.run, hash_pool, throttle,
+                                     metrics)
         self._endpoint = endpoint
         self._wsdl = wsdl
         self._clients = clients
@@ -82,17 +80,17 @@ class ServicesResource(resource.Resource):
         d = self._logins.run(self._endpoint.credentials(api_request), self._endpoint.login_request(api_request),
                              lambda caller: self._on_database(self._endpoint.handle, api_request, caller))
         d.addCallback(self._refusal_reply, api_request)
-        d.addErrback(self._unstored, api_request)
         d.addErrback(self._internal_error)
         d.addCallback(lambda reply: self._finish(request, reply, started))
         d.addBoth(self._done)
         return server.NOT_DONE_YET
 
-    def _on_database(self, function, *args) -> defer.Deferred:
-        """``function(*args)`` on the database threads: in a round on SQLite, a job of its own elsewhere."""
-        if self._rounds is not None:
-            return self._rounds.run(function, *args)
-        return deferToThreadPool(self._reactor, self._pool, function, *args)
+    def _on_database(self, function, api_request: ApiRequest, *args) -> defer.Deferred:
+        """``function(api_request, *args)`` where database work runs (database_calls.py). A call whose
+        audit row could not be stored is answered with the store's fault instead of its own answer."""
+        d = self._calls.run(function, api_request, *args)
+        d.addErrback(self._unstored, api_request)
+        return d
 
     def _refusal_reply(self, result, api_request: ApiRequest) -> ApiReply:
         """The call's reply, or the answer to a login the pipeline refused."""
