@@ -23,6 +23,7 @@ from ..core.principal import ROLES, USER
 from ..core.usernames import UserRef, parse_username
 from ..core.validation import Validation
 from ..store.schema import SchemaOutdated
+from ..wiring import open_database
 from . import audit as audit_cli
 from . import db as db_cli
 from . import keys as keys_command
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     tlist = tenant.add_parser("list", help="list tenants and their user counts")
     for sub in (tadd, tlist):
         _add_store_options(sub)
-    keys_command.register(commands)
+    keys_command.register(commands, _add_store_options)
     return parser
 
 
@@ -165,8 +166,6 @@ def _serve(args) -> int:
 
 
 def _manage(args) -> int:
-    from ..server.app import open_database
-
     # Ask for the password before the transaction: a prompt must not hold a database lock.
     password = None
     if args.command == "user" and args.action in ("add", "passwd"):
