@@ -17,7 +17,8 @@ from ..core.principal import Principal
 from ..core.usernames import UserRef, parse_username
 from ..core.validation import Validation
 from ..operations.caller import LoginChanged
-from ..store.database import Database, Unit, WriteNeeded
+from ..store.database import Database
+from ..store.transaction import Transaction, WriteNeeded
 
 T = TypeVar("T")
 audit_log = logging.getLogger("totpadmin.audit")
@@ -49,7 +50,7 @@ class CallContext:
     operation: str = ""  # set by the service before the method runs
     # For a principal taken from the credential cache: whether the stored login still matches, checked
     # in the call's own transaction (one transaction per call instead of two).
-    confirm_login: Callable[[Unit], bool] | None = None
+    confirm_login: Callable[[Transaction], bool] | None = None
     login_changed: bool = False
     # The audit event of a call that only read, for the server to store before answering (batch_audit).
     unstored_event: audit.AuditEvent | None = None

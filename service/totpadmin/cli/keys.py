@@ -15,13 +15,10 @@ import signal
 import sys
 import time
 
-from sqlalchemy import func, select
-
 from ..config.loader import store_settings
 from ..core import keyring
 from ..core.secretbox import SecretBox
-from ..store.models import Claim
-from ..store.rekey import RekeyError, rekey
+from ..store.rekey import RekeyError, rekey, values_per_key
 from ..wiring import KEY_FILE, open_database
 from .progress import ProgressBar
 
@@ -81,14 +78,8 @@ def run(args) -> int:
         db.dispose()
 
 
-def _usage(db) -> dict[str, int]:
-    with db.transaction() as unit:
-        return dict(unit.session.execute(
-            select(Claim.key_id, func.count()).where(Claim.key_id.is_not(None)).group_by(Claim.key_id)).all())
-
-
 def _list(db, key_file) -> int:
-    usage = _usage(db)
+    usage = values_per_key(db)
     if not key_file.exists():
         print(f"no key file at {key_file} (the server creates it when it first starts)")
         ring = keyring.KeyRing(active_id="", keys={})

@@ -180,13 +180,13 @@ def _manage(args) -> int:
     try:
         if args.command == "audit":
             return audit_cli.run(args, db)
-        with db.transaction() as unit:
+        with db.transaction() as transaction:
             if args.command == "qr":
-                return qr_cli.run(args, qr_cli.otpauth_url(unit.accounts.find(parse_username(args.username),
-                                                                                for_update=False)))
+                account = transaction.accounts.find(parse_username(args.username), for_update=False)
+                return qr_cli.run(args, qr_cli.otpauth_url(account))
             if args.command == "tenant":
-                return _tenant(args, unit.users)
-            return _user(args, unit, password)
+                return _tenant(args, transaction.users)
+            return _user(args, transaction, password)
     finally:
         db.dispose()
 
@@ -201,8 +201,8 @@ def _tenant(args, users) -> int:
     return 0
 
 
-def _user(args, unit, password: str | None) -> int:
-    users = unit.users
+def _user(args, transaction, password: str | None) -> int:
+    users = transaction.users
     if args.action == "list":
         for record in users.users(args.tenant.lower() if args.tenant else None):
             print(f"{record.ref.qualified}\t{record.role}")
@@ -222,7 +222,7 @@ def _user(args, unit, password: str | None) -> int:
         print(f"changed the role of {ref.qualified} to {args.role}" if changed
               else f"{ref.qualified} already has the role {args.role}")
     elif args.action == "unlock":
-        Validation(TotpSettings()).unlock(unit.accounts.find(ref))
+        Validation(TotpSettings()).unlock(transaction.accounts.find(ref))
         print(f"unlocked TOTP of {ref.qualified}")
     return 0
 

@@ -61,7 +61,7 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
     hasher = PasswordHasher()
     db_pool = ThreadPool(minthreads=db.threads, maxthreads=db.threads, name="totp-admin database")
     # SQLite only: its one database thread takes calls in rounds and stores the audit rows of a round's
-    # read-only calls together (database_rounds.py), in this process's own file (store/read_audit.py).
+    # read-only calls together (database_rounds.py), in this process's own file (store/audit_files.py).
     # PostgreSQL commits side by side on many threads; batching its audit rows measured 5-15 % slower.
     rounds = None
     if db.single_writer:

@@ -6,7 +6,7 @@ the audit row of a call that only read (an initTOTP of an enrolled user, isTOTPE
 retrieveSecretKey; ApiReply.unstored_event) needed a further job and a further wake-up to be stored.
 Here the calls wait in a queue: a round takes every call waiting when it starts and runs them back to
 back, stores the audit rows they left in one transaction (group commit; in the process's own audit
-file, store/read_audit.py, so that the other workers notice nothing), then hands all their answers to
+file, store/audit_files.py, so that the other workers notice nothing), then hands all their answers to
 the reactor at once. Calls that arrive meanwhile make the next round.
 
 A call is answered only once its row is stored; if the store fails, each call that left a row fails
