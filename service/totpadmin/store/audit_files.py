@@ -4,9 +4,9 @@ A call that only reads (an initTOTP of an enrolled user, isTOTPEnabled, retrieve
 an audit row. Stored in the database file itself, every such row changed that file, and with
 ``--workers`` each change emptied the other workers' SQLite page caches (WAL: a reader that sees a new
 commit drops its whole cache) and made them queue for the one writer lock: two workers served 1.5x one,
-against 1.8x for two servers that share nothing. So each serving
-process claims a slot, ``totp-admin-audit-<n>.db`` beside ``totp-admin.db``, and stores the rows of its
-read-only calls there; read-only calls then change nothing the processes share.
+against 1.8x for two servers that share nothing. So each serving process claims a slot,
+``totp-admin-audit-<n>.db`` beside ``totp-admin.db``, and stores the rows of its read-only calls there;
+read-only calls then change nothing the processes share.
 
 Rows of calls that change state stay in the database's ``audit_events``, in the transaction of the
 change. A slot is held with ``flock`` on ``<slot file>-lock`` for the life of the process, so that two
