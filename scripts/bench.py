@@ -545,7 +545,7 @@ _COMPONENTS = [
     ("SQLAlchemy (ORM, Core, pool) + sqlite3/psycopg", ("sqlalchemy/", "sqlite3", "psycopg")),
     ("spyne + lxml (parse, dispatch, serialize)", ("spyne/", "lxml")),
     ("crypto (AES-GCM, HMAC-OTP, Argon2, base64)", ("cryptography/", "argon2", "secretbox.py", "core/otp.py",
-                                                    "verification.py", "base64.py", "hmac.py")),
+                                                    "base64.py", "hmac.py")),
     ("TLS (pyOpenSSL, twisted.protocols.tls)", ("OpenSSL/", "twisted/protocols/tls.py")),
     ("totpadmin's own code", ("totpadmin/",)),
     ("Twisted (reactor, HTTP, threads)", ("twisted/",)),

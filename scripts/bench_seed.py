@@ -43,7 +43,7 @@ from totpadmin.core.precis_usernames import name_key
 from totpadmin.core.principal import USER
 from totpadmin.core.secretbox import SecretBox, associated_data
 from totpadmin.core.usernames import SUPER_TENANT, UserRef
-from totpadmin.server.app import KEY_FILE
+from totpadmin.wiring import KEY_FILE
 from totpadmin.store.database import Database
 from totpadmin.store.models import Claim, Tenant, TotpState, User
 

@@ -1,6 +1,6 @@
 """On SQLite, audit rows of calls that only read are stored many per transaction, at the end of each round of
-the database thread (server/database_calls.py), in the serving process's own audit file (store/read_audit.py),
-and a call is answered only once its row is stored; read-only transactions refuse writes (store/database.py)."""
+the database thread (server/database_calls.py), in the serving process's own audit file (store/audit_files.py),
+and a call is answered only once its row is stored; read-only transactions refuse writes (store/transaction.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from conftest import free_port
 from totpadmin.core.audit import SUCCESS, AuditEvent
 from totpadmin.core.errors import StoreUnavailable
-from totpadmin.store.database import Database, WriteNeeded
+from totpadmin.store.database import Database
+from totpadmin.store.transaction import WriteNeeded
 from totpadmin.store.models import AuditRecord
 
 EVENT = AuditEvent(request_id="r1", source="127.0.0.1", caller="admin@carbon.super", operation="initTOTP",

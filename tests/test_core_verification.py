@@ -1,4 +1,4 @@
-"""Checking codes in the core, with the clock passed in: totpadmin.core.verification, lockout and recovery,
+"""Checking codes in the core, with the clock passed in: matching a code (totpadmin.core.otp), lockout and recovery,
 and Enrollment + Validation against the real store (SQLite) with a fake clock, so lockouts and pending
 secrets expire without sleeping."""
 
@@ -20,7 +20,7 @@ from totpadmin.core.principal import ADMIN
 from totpadmin.core.secretbox import SecretBox
 from totpadmin.core.usernames import UserRef
 from totpadmin.core.validation import Validation
-from totpadmin.core.verification import OtpPolicy, matching_step, normalize_code
+from totpadmin.core.otp import OtpPolicy, matching_step, normalize_code
 from totpadmin.store.database import Database
 
 from rfc_vectors import RFC6238_CODES, SEEDS, TIMES

@@ -26,7 +26,7 @@ from totpadmin.core.passwords import PasswordHasher
 from totpadmin.core.principal import ADMIN, USER
 from totpadmin.core.usernames import SUPER_TENANT, UserRef
 from totpadmin.core.validation import Validation
-from totpadmin.server.app import open_database
+from totpadmin.wiring import open_database
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"

@@ -1,5 +1,5 @@
 """On SQLite, each serving process keeps the audit rows of its read-only calls in a file of its own
-(store/read_audit.py), so that those calls change nothing the workers share; `totp-admin audit` lists
+(store/audit_files.py), so that those calls change nothing the workers share; `totp-admin audit` lists
 them with the rest of the trail."""
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ def send_tcp_writes_at_once() -> None:
     two ``epoll_ctl`` calls (watch for writable, stop watching) per answer. Over TLS it comes on top of
     Twisted's own deferral (``BufferingTLSTransport`` gathers an answer's writes and hands them to TCP
     at the start of the next iteration), so an answer took two iterations to leave instead of one:
-    ~0.2 reactor iterations and ~1-3 % of the CPU per SOAP call (BENCHMARKS.md, session 10).
+    ~0.2 reactor iterations and ~1-3 % of the CPU per SOAP call.
 
     When nothing is waiting in the buffer, send at once and buffer only what the kernel did not take, so
     order is kept. Everything else takes Twisted's own path: a connection that is closing or half-closed,

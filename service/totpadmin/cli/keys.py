@@ -15,13 +15,11 @@ import signal
 import sys
 import time
 
-from sqlalchemy import func, select
-
 from ..config.loader import store_settings
 from ..core import keyring
 from ..core.secretbox import SecretBox
-from ..store.models import Claim
-from ..store.rekey import RekeyError, rekey
+from ..store.rekey import RekeyError, rekey, values_per_key
+from ..wiring import KEY_FILE, open_database
 from .progress import ProgressBar
 
 DEFAULT_BATCH_SIZE = 100
@@ -42,10 +40,8 @@ def _seconds(text: str) -> float:
     return value
 
 
-def register(commands) -> None:
+def register(commands, add_store_options) -> None:
     """Add ``keys rotate`` and ``keys list`` to the ``totp-admin`` sub-commands."""
-    from .main import _add_store_options
-
     keys = commands.add_parser("keys", help="rotate and list the keys that encrypt stored secrets")
     actions = keys.add_subparsers(dest="action", required=True)
     rotate = actions.add_parser(
@@ -62,12 +58,10 @@ def register(commands) -> None:
     rotate.add_argument("--crash-after-batches", type=int, help=argparse.SUPPRESS)
     listing = actions.add_parser("list", help="list the keys, the active one, and how many stored values use each")
     for sub in (rotate, listing):
-        _add_store_options(sub)
+        add_store_options(sub)
 
 
 def run(args) -> int:
-    from ..server.app import KEY_FILE, open_database
-
     settings = store_settings(data_dir=args.data_dir, database_url=args.database_url)
     db = open_database(settings, with_keys=False)
     key_file = settings.data_dir / KEY_FILE
@@ -84,14 +78,8 @@ def run(args) -> int:
         db.dispose()
 
 
-def _usage(db) -> dict[str, int]:
-    with db.transaction() as unit:
-        return dict(unit.session.execute(
-            select(Claim.key_id, func.count()).where(Claim.key_id.is_not(None)).group_by(Claim.key_id)).all())
-
-
 def _list(db, key_file) -> int:
-    usage = _usage(db)
+    usage = values_per_key(db)
     if not key_file.exists():
         print(f"no key file at {key_file} (the server creates it when it first starts)")
         ring = keyring.KeyRing(active_id="", keys={})

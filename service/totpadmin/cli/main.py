@@ -23,6 +23,7 @@ from ..core.principal import ROLES, USER
 from ..core.usernames import UserRef, parse_username
 from ..core.validation import Validation
 from ..store.schema import SchemaOutdated
+from ..wiring import open_database
 from . import audit as audit_cli
 from . import db as db_cli
 from . import keys as keys_command
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     tlist = tenant.add_parser("list", help="list tenants and their user counts")
     for sub in (tadd, tlist):
         _add_store_options(sub)
-    keys_command.register(commands)
+    keys_command.register(commands, _add_store_options)
     return parser
 
 
@@ -165,8 +166,6 @@ def _serve(args) -> int:
 
 
 def _manage(args) -> int:
-    from ..server.app import open_database
-
     # Ask for the password before the transaction: a prompt must not hold a database lock.
     password = None
     if args.command == "user" and args.action in ("add", "passwd"):
@@ -181,13 +180,13 @@ def _manage(args) -> int:
     try:
         if args.command == "audit":
             return audit_cli.run(args, db)
-        with db.transaction() as unit:
+        with db.transaction() as transaction:
             if args.command == "qr":
-                return qr_cli.run(args, qr_cli.otpauth_url(unit.accounts.find(parse_username(args.username),
-                                                                                for_update=False)))
+                account = transaction.accounts.find(parse_username(args.username), for_update=False)
+                return qr_cli.run(args, qr_cli.otpauth_url(account))
             if args.command == "tenant":
-                return _tenant(args, unit.users)
-            return _user(args, unit, password)
+                return _tenant(args, transaction.users)
+            return _user(args, transaction, password)
     finally:
         db.dispose()
 
@@ -202,8 +201,8 @@ def _tenant(args, users) -> int:
     return 0
 
 
-def _user(args, unit, password: str | None) -> int:
-    users = unit.users
+def _user(args, transaction, password: str | None) -> int:
+    users = transaction.users
     if args.action == "list":
         for record in users.users(args.tenant.lower() if args.tenant else None):
             print(f"{record.ref.qualified}\t{record.role}")
@@ -223,7 +222,7 @@ def _user(args, unit, password: str | None) -> int:
         print(f"changed the role of {ref.qualified} to {args.role}" if changed
               else f"{ref.qualified} already has the role {args.role}")
     elif args.action == "unlock":
-        Validation(TotpSettings()).unlock(unit.accounts.find(ref))
+        Validation(TotpSettings()).unlock(transaction.accounts.find(ref))
         print(f"unlocked TOTP of {ref.qualified}")
     return 0
 

@@ -8,7 +8,7 @@ import time
 from ..config.settings import TotpSettings
 from . import claims, recovery, secret_codec
 from .account import Account
-from .codecheck import CodeChecker
+from .code_checker import CodeChecker
 from .errors import NoPendingSecret, SecretRetrievalDisabled, TotpNotEnabled
 from .otpauth import legacy_base64, otpauth_url
 from .usernames import UserRef

@@ -7,7 +7,7 @@ import time
 from ..config.settings import TotpSettings
 from . import claims, recovery, secret_codec
 from .account import Account
-from .codecheck import CodeChecker
+from .code_checker import CodeChecker
 from .enrollment import is_enabled
 from .errors import TotpNotEnabled
 

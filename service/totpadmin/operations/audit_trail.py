@@ -21,7 +21,8 @@ from ..core.audit import AuditEvent
 from .audit_log import log_fields
 
 if TYPE_CHECKING:
-    from ..store.database import Database, Unit
+    from ..store.database import Database
+    from ..store.transaction import Transaction
 
 log = logging.getLogger("totpadmin.audit")
 
@@ -35,9 +36,9 @@ class AuditTrail(ABC):
     def __init__(self, db: Database | None):
         self._db = db
 
-    def add(self, unit: Unit, event: AuditEvent) -> None:
-        """The row of a call, in the call's own transaction ``unit``: stored exactly when its changes are."""
-        unit.audit.add(event)
+    def add(self, transaction: Transaction, event: AuditEvent) -> None:
+        """The row of a call, in the call's own ``transaction``: stored exactly when its changes are."""
+        transaction.audit.add(event)
 
     @abstractmethod
     def leave(self, event: AuditEvent) -> None:

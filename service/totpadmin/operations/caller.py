@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable
 from ..core.principal import Principal
 
 if TYPE_CHECKING:
-    from ..store.database import Unit
+    from ..store.transaction import Transaction
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Caller:
     principal: Principal
     request_id: str = ""
     source: str = ""  # the client address (behind a trusted proxy, the one it names)
-    confirm: Callable[[Unit], bool] | None = None
+    confirm: Callable[[Transaction], bool] | None = None
 
 
 class LoginChanged(Exception):

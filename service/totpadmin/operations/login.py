@@ -87,13 +87,13 @@ class PasswordLogins:
         if hit is None:
             return None
         return Caller(hit.principal, request.request_id, request.source,
-                      confirm=lambda unit: authenticator.confirm(unit.users, hit))
+                      confirm=lambda transaction: authenticator.confirm(transaction.users, hit))
 
     def find(self, credentials: PasswordCredentials) -> LoginRecord | None:
         """Blocking (database, one read): the stored login the credentials name; None: no such user.
         :class:`~..core.errors.StoreUnavailable` if the store failed."""
-        with self._db.transaction(read_only=True) as unit:
-            return self._authenticator.find(unit.users, credentials.username)
+        with self._db.transaction(read_only=True) as transaction:
+            return self._authenticator.find(transaction.users, credentials.username)
 
     def check(self, credentials: PasswordCredentials, found: LoginRecord | None) -> Principal | None:
         """CPU only (Argon2; no database, so no connection is held meanwhile): the principal if the

@@ -19,7 +19,8 @@ from ..core.errors import InvalidUsername, NotAuthorized, TotpAdminError
 from ..core.policy import authorize
 from ..core.usernames import UserRef, parse_username
 from ..core.validation import Validation
-from ..store.database import Database, WriteNeeded
+from ..store.database import Database
+from ..store.transaction import WriteNeeded
 from .audit_log import log_event
 from .audit_trail import AuditTrail, ImmediateAuditTrail
 from .caller import Caller, LoginChanged
@@ -132,16 +133,16 @@ class TotpOperations:
 
     def _once(self, caller: Caller, operation: str, username: str | None, action: Callable[[Account], T],
               allow_self: bool, verdict: bool, *, read_only: bool) -> T:
-        with self._db.transaction(read_only=read_only) as unit:
-            if caller.confirm is not None and not caller.confirm(unit):
+        with self._db.transaction(read_only=read_only) as transaction:
+            if caller.confirm is not None and not caller.confirm(transaction):
                 raise LoginChanged()
             ref = self._target(username)
             authorize(caller.principal, ref, allow_self=allow_self)
-            result = action(unit.accounts.find(ref, for_update=not read_only))  # a writer locks the row
+            result = action(transaction.accounts.find(ref, for_update=not read_only))  # a writer locks the row
             outcome = audit.FAILURE if verdict and not result else audit.SUCCESS
             event = _event(caller, operation, ref, outcome)
             if not read_only:
-                self._trail.add(unit, event)
+                self._trail.add(transaction, event)
         log_event(event)
         if read_only:
             self._trail.leave(event)  # observed once stored

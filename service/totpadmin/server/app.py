@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
-import secrets
 import signal
 import socket
-import sys
 from pathlib import Path
 
 from twisted.internet import defer, endpoints, task
@@ -16,24 +13,18 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
 from ..api.endpoint import Endpoint
 from ..api.wsdl import WsdlDocument
-from ..config.errors import ConfigError
 from ..config.settings import Settings
-from ..core import keyring
 from ..core.authentication import Authenticator
 from ..core.client_address import ClientAddresses
 from ..core.credential_cache import CredentialCache
 from ..core.enrollment import Enrollment
-from ..core.errors import PasswordRefused
-from ..core.password_policy import check_new_password
 from ..core.passwords import PasswordHasher
-from ..core.principal import ADMIN
-from ..core.secretbox import SecretBox
 from ..core.throttle import LoginThrottle, ThrottlePolicy
-from ..core.usernames import SUPER_TENANT, UserRef
 from ..core.validation import Validation
 from ..operations.audit_trail import AuditTrail, BatchedAuditTrail, ImmediateAuditTrail
 from ..operations.services import Services
 from ..store.database import Database
+from ..wiring import bootstrap_admin, open_database
 from . import cpu_affinity, supervisor_pipe, tls
 from .cpu_affinity import UnpinnedThreadPool
 from .database_calls import DatabaseCalls, DatabaseRounds, ThreadPoolCalls
@@ -44,53 +35,7 @@ from .site import ServiceSite
 
 log = logging.getLogger(__name__)
 
-KEY_FILE = "secret-keys.json"
-ENV_ADMIN_PASSWORD = "TOTP_ADMIN_PASSWORD"
 DRAIN_SECONDS = 10.0
-
-
-def open_database(settings: Settings, *, with_keys: bool) -> Database:
-    """The store with its schema; ``with_keys`` also opens (or first creates) the key ring, refusing one
-    that lacks a key the stored secrets were sealed with."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
-    db.create_schema()
-    if with_keys:
-        key_file = settings.data_dir / KEY_FILE
-        ring = keyring.load_or_create(key_file, needed=db.key_ids_in_use())
-        # Reloaded when `totp-admin keys rotate` changes the file while this process runs.
-        db.box = SecretBox(ring, reload=keyring.Reloader(key_file, ring))
-    return db
-
-
-class _NotShown:
-    def __repr__(self) -> str:
-        return "(not shown)"
-
-
-def bootstrap_admin(db: Database, hasher: PasswordHasher, out=sys.stdout) -> None:
-    """On a store with no users: ``admin`` in carbon.super, password from the environment or random.
-    :class:`ConfigError` (naming the variable, not its value) if the password policy refuses the
-    environment's; it is not looked at once the store has users."""
-    with db.transaction() as unit:
-        if unit.users.count():
-            return
-        password = os.environ.get(ENV_ADMIN_PASSWORD) or None
-        generated = password is None
-        if generated:
-            password = secrets.token_urlsafe(18)
-        else:
-            try:
-                check_new_password(password, "admin")
-            except PasswordRefused as err:
-                raise ConfigError("environment", ENV_ADMIN_PASSWORD, _NotShown(),
-                                  f"{err} (or leave it unset for a generated password)") from None
-        unit.users.add_user(UserRef(SUPER_TENANT, "admin"), hasher.hash(password), ADMIN)
-    if generated:
-        # Printed once to the terminal, never logged.
-        print(f"Created user 'admin' in {SUPER_TENANT} with password: {password}", file=out, flush=True)
-    else:
-        print(f"Created user 'admin' in {SUPER_TENANT} with the password from {ENV_ADMIN_PASSWORD}", file=out, flush=True)
 
 
 class _Root(Directory):
@@ -114,11 +59,11 @@ def audit_trail_and_calls(reactor, db: Database, db_pool: ThreadPool,
                           metrics: Metrics) -> tuple[AuditTrail, DatabaseCalls]:
     """Where audit rows go and where database calls run, decided together. SQLite: its one database
     thread takes calls in rounds and stores the audit rows of a round's read-only calls together, in
-    this process's own file (store/read_audit.py). PostgreSQL commits side by side on many threads:
+    this process's own file (store/audit_files.py). PostgreSQL commits side by side on many threads:
     each row in its call's transaction, each call a job of its own (docs/performance.md)."""
     if db.single_writer:
-        read_audit = db.claim_read_audit()
-        trail = BatchedAuditTrail(db, store=read_audit.add_events if read_audit else db.add_audit_events)
+        audit_file = db.claim_audit_file()
+        trail = BatchedAuditTrail(db, store=audit_file.add_events if audit_file else db.add_audit_events)
         return trail, DatabaseRounds(reactor, db_pool, trail, metrics.audit_batch_stored)
     return ImmediateAuditTrail(db), ThreadPoolCalls(reactor, db_pool)
 

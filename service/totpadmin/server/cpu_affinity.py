@@ -6,7 +6,7 @@ across CPUs, and the thread that wants the GIL back waits for it while holding S
 On one CPU the handovers are cheap, and cheaper still when neither thread preempts the other on waking
 (SCHED_BATCH). On the two-CPU bench machine, one worker served about 1.45 times as many SOAP calls per
 second when pinned, with 505 instead of 795 µs of CPU per call, and SCHED_BATCH took off another ~10 %
-of the CPU per call (BENCHMARKS.md).
+of the CPU per call.
 
 Password hashing (Argon2, tens of milliseconds without the GIL) runs on :class:`UnpinnedThreadPool`,
 whose threads may use every CPU the process was allowed at start.

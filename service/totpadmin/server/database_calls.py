@@ -7,7 +7,7 @@ process). Handed over one by one, each call costs a wake-up of that thread and, 
 the reactor; and the audit row a read-only call leaves (operations/audit_trail.py) would need a further
 job and a further wake-up to be stored. Here the calls wait in a queue: a round takes every call
 waiting when it starts and runs them back to back, stores the audit rows they left in one transaction
-(group commit; in the process's own audit file, store/read_audit.py, so that the other workers notice
+(group commit; in the process's own audit file, store/audit_files.py, so that the other workers notice
 nothing), then hands all their answers to the reactor at once. Calls that arrive meanwhile make the next
 round.
 

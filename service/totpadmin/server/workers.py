@@ -21,8 +21,9 @@ import time
 
 from ..config.settings import Settings
 from ..core.passwords import PasswordHasher
+from ..wiring import bootstrap_admin, open_database
 from . import cpu_affinity
-from .app import bootstrap_admin, open_database, reach, tls_files
+from .app import reach, tls_files
 from .worker_restarts import CRASH_LOOP_DEATHS, CRASH_LOOP_SECONDS, RestartPolicy
 
 log = logging.getLogger(__name__)

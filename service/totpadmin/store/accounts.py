@@ -21,7 +21,7 @@ from ..core.usernames import UserRef
 from .models import Claim, RecoveryCode, Tenant, TotpState, User, _now
 
 if TYPE_CHECKING:
-    from .database import Unit
+    from .statements import InTransaction
 
 _GUARD_FIELDS = tuple(f.name for f in fields(GuardState))
 _CLAIMS = Claim.__table__
@@ -31,8 +31,8 @@ _TENANTS = Tenant.__table__
 _CODES = RecoveryCode.__table__
 
 # Built once (building one costs more CPU than running it on SQLite) and run on the driver's cursor
-# (store/raw.py): every column is named, since no SQLAlchemy default is applied. Bind parameters are
-# named b_*.
+# (store/statements.py): every column is named, since no SQLAlchemy default is applied. Bind parameters
+# are named b_*.
 _USER_ID = bindparam("b_user_id")
 _NOW = bindparam("b_now")
 _CLAIMS_OF = select(_CLAIMS.c.uri, _CLAIMS.c.value, _CLAIMS.c.key_id).where(_CLAIMS.c.user_id == _USER_ID)
@@ -64,15 +64,15 @@ def _update_state(names: frozenset[str]):
 
 class StoredAccount:
     """One user's claims, verification state and recovery codes, read and written inside the caller's
-    transaction (the request path: statements run on the driver's cursor, see store/raw.py)."""
+    transaction (the request path: statements run on the driver's cursor, see store/statements.py)."""
 
-    def __init__(self, unit: Unit, box: SecretBox | None, user_id: int, tenant_id: int, ref: UserRef):
+    def __init__(self, transaction: InTransaction, box: SecretBox | None, user_id: int, tenant_id: int, ref: UserRef):
         self.ref = ref
         self.user_id = user_id
-        self._unit = unit
+        self._transaction = transaction
         self._box = box
         self._tenant_id = tenant_id
-        rows = unit.fetch(_CLAIMS_OF, {"b_user_id": user_id})
+        rows = transaction.fetch(_CLAIMS_OF, {"b_user_id": user_id})
         # uri -> (value as stored, id of the key that sealed it or None)
         self._claims: dict[str, tuple[str, str | None]] = {uri: (value, key_id) for uri, value, key_id in rows}
         self._state: GuardState | None = None
@@ -104,15 +104,15 @@ class StoredAccount:
         """Write the claim unless it already holds ``value`` (an idempotent call writes nothing)."""
         if self._holds(uri, value):
             return
-        self._unit.make_durable()  # secrets and enrollment must survive a power loss
+        self._transaction.make_durable()  # secrets and enrollment must survive a power loss
         if value is None:
-            self._unit.change(_DELETE_CLAIM, {"b_user_id": self.user_id, "b_uri": uri})
+            self._transaction.change(_DELETE_CLAIM, {"b_user_id": self.user_id, "b_uri": uri})
             del self._claims[uri]
             return
         key_id = None
         if uri in claims.SENSITIVE:
             key_id, value = self._secrets.seal(value, self._aad(uri))
-        self._unit.change(_UPDATE_CLAIM if uri in self._claims else _INSERT_CLAIM,
+        self._transaction.change(_UPDATE_CLAIM if uri in self._claims else _INSERT_CLAIM,
                           {"b_user_id": self.user_id, "b_uri": uri, "b_value": value, "b_key_id": key_id,
                            "b_now": _now()})
         self._claims[uri] = (value, key_id)
@@ -131,7 +131,7 @@ class StoredAccount:
 
     def state(self) -> GuardState:
         if self._state is None:
-            rows = self._unit.fetch(_STATE_OF, {"b_user_id": self.user_id})
+            rows = self._transaction.fetch(_STATE_OF, {"b_user_id": self.user_id})
             self._has_state_row = bool(rows)
             self._state = GuardState(*rows[0]) if rows else GuardState()
         return self._state
@@ -144,11 +144,12 @@ class StoredAccount:
         state = self.state()
         if self._has_state_row:
             if changes:
-                self._unit.change(_update_state(frozenset(changes)),
+                self._transaction.change(_update_state(frozenset(changes)),
                                   {"b_user_id": self.user_id, **{f"b_{k}": v for k, v in changes.items()}})
         else:
             values = {**_fields(GuardState()), **changes}
-            self._unit.change(_INSERT_STATE, {"b_user_id": self.user_id, **{f"b_{k}": v for k, v in values.items()}})
+            self._transaction.change(_INSERT_STATE,
+                                     {"b_user_id": self.user_id, **{f"b_{k}": v for k, v in values.items()}})
             self._has_state_row = True
         self._state = GuardState(**{**_fields(state), **changes})
 
@@ -158,7 +159,7 @@ class StoredAccount:
         state = self.state()
         if not self._has_state_row:
             self.save_state()
-        if self._unit.change(_CLAIM_STEP, {"b_user_id": self.user_id, "b_step": step}) != 1:
+        if self._transaction.change(_CLAIM_STEP, {"b_user_id": self.user_id, "b_step": step}) != 1:
             return False
         self._state = GuardState(**{**_fields(state), "last_step": step})
         return True
@@ -168,28 +169,29 @@ class StoredAccount:
     # fill created_at; the hot statements above run on the driver's cursor.
 
     def replace_recovery_codes(self, codes: list[IssuedCode]) -> None:
-        conn = self._unit.connection
+        conn = self._transaction.connection
         result = conn.execute(delete(_CODES).where(_CODES.c.user_id == self.user_id))
         if codes:
             conn.execute(insert(_CODES), [{"user_id": self.user_id, "lookup": code.lookup,
                                            "code_hash": code.code_hash} for code in codes])
         if codes or result.rowcount:
-            self._unit.make_durable()
+            self._transaction.make_durable()
 
     def recovery_code_hash(self, lookup: str) -> tuple[int, str] | None:
-        row = self._unit.connection.execute(
+        row = self._transaction.connection.execute(
             select(_CODES.c.id, _CODES.c.code_hash).where(_CODES.c.user_id == self.user_id, _CODES.c.lookup == lookup)
         ).first()
         return None if row is None else (row.id, row.code_hash)
 
     def spend_recovery_code(self, code_id: int) -> bool:
         """Delete the code; False if it was already gone (spent by a concurrent call)."""
-        result = self._unit.connection.execute(delete(_CODES).where(_CODES.c.id == code_id))
-        self._unit.make_durable()  # a spent code must stay spent
+        result = self._transaction.connection.execute(delete(_CODES).where(_CODES.c.id == code_id))
+        self._transaction.make_durable()  # a spent code must stay spent
         return result.rowcount == 1
 
     def recovery_codes_left(self) -> int:
-        return self._unit.connection.scalar(select(func.count(_CODES.c.id)).where(_CODES.c.user_id == self.user_id))
+        return self._transaction.connection.scalar(
+            select(func.count(_CODES.c.id)).where(_CODES.c.user_id == self.user_id))
 
 
 def _fields(state: GuardState) -> dict:
@@ -197,17 +199,18 @@ def _fields(state: GuardState) -> dict:
 
 
 class AccountRepository:
-    def __init__(self, unit: Unit, box: SecretBox | None):
-        self._unit = unit
+    def __init__(self, transaction: InTransaction, box: SecretBox | None):
+        self._transaction = transaction
         self._box = box
 
     def find(self, ref: UserRef, *, for_update: bool = True) -> StoredAccount:
         """The account of ``ref``, its user row locked for the rest of the transaction."""
-        unit = self._unit
-        rows = unit.fetch(_LOCKED_ACCOUNT if for_update else _ACCOUNT, {"b_tenant": ref.tenant, "b_name": ref.name})
+        transaction = self._transaction
+        rows = transaction.fetch(_LOCKED_ACCOUNT if for_update else _ACCOUNT,
+                                 {"b_tenant": ref.tenant, "b_name": ref.name})
         if not rows:
-            if not unit.fetch(_TENANT_ID, {"b_tenant": ref.tenant}):
+            if not transaction.fetch(_TENANT_ID, {"b_tenant": ref.tenant}):
                 raise UnknownTenant(ref.tenant)
             raise UnknownUser(ref.qualified)
         user_id, tenant_id = rows[0]
-        return StoredAccount(unit, self._box, user_id, tenant_id, ref)
+        return StoredAccount(transaction, self._box, user_id, tenant_id, ref)

@@ -11,10 +11,10 @@ from ..core.audit import AuditEvent
 from .models import AuditRecord, _now
 
 if TYPE_CHECKING:
-    from .database import Unit
+    from .statements import InTransaction
 
 _COLUMNS = ("at", "request_id", "source", "caller", "operation", "target", "tenant", "outcome", "detail")
-# Run on the driver's cursor (store/raw.py): every column named; its parameters: insert_params.
+# Run on the driver's cursor (store/statements.py): every column named; its parameters: insert_params.
 INSERT = insert(AuditRecord.__table__).values(**{name: bindparam(f"b_{name}") for name in _COLUMNS})
 
 _MAX = 255
@@ -38,11 +38,11 @@ def insert_params(event: AuditEvent) -> dict:
 
 
 class AuditRepository:
-    def __init__(self, unit: Unit):
-        self._unit = unit
+    def __init__(self, transaction: InTransaction):
+        self._transaction = transaction
 
     def add(self, event: AuditEvent) -> None:
-        self._unit.change(INSERT, insert_params(event))
+        self._transaction.change(INSERT, insert_params(event))
 
     def find(self, *, tenant: str | None = None, user: str | None = None, operation: str | None = None,
              outcome: str | None = None, since: datetime | None = None, limit: int = 100) -> list[AuditRecord]:
@@ -58,4 +58,4 @@ class AuditRepository:
             query = query.where(AuditRecord.outcome == outcome)
         if since:
             query = query.where(AuditRecord.at >= since)
-        return list(self._unit.session.scalars(query))
+        return list(self._transaction.session.scalars(query))

@@ -59,8 +59,15 @@ def _old_rows(target: str):
 
 def count_old(db: Database, target: str) -> int:
     """How many stored values are sealed with a key other than ``target`` (one scan of ``claims``)."""
-    with db.transaction(read_only=True) as unit:
-        return unit.session.scalar(select(func.count()).select_from(Claim).where(*_old_rows(target)))
+    with db.transaction(read_only=True) as transaction:
+        return transaction.session.scalar(select(func.count()).select_from(Claim).where(*_old_rows(target)))
+
+
+def values_per_key(db: Database) -> dict[str, int]:
+    """How many stored values each key sealed, by key id."""
+    with db.transaction() as transaction:
+        return dict(transaction.session.execute(
+            select(Claim.key_id, func.count()).where(Claim.key_id.is_not(None)).group_by(Claim.key_id)).all())
 
 
 def rekey(db: Database, box: SecretBox, *, batch_size: int = 100, verify: bool = True,
@@ -86,8 +93,8 @@ def rekey(db: Database, box: SecretBox, *, batch_size: int = 100, verify: bool =
         progress(0, total)
     retries = 0
     while True:
-        with db.transaction() as unit:
-            session = unit.session
+        with db.transaction() as transaction:
+            session = transaction.session
             rows = session.execute(
                 select(Claim, User.tenant_id, User.username, Tenant.domain)
                 .join(User, User.id == Claim.user_id)

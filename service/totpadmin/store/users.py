@@ -16,7 +16,7 @@ from ..core.usernames import SUPER_TENANT, UserRef, tenant_domain
 from .models import Tenant, User
 
 if TYPE_CHECKING:
-    from .database import Unit
+    from .statements import InTransaction
 
 _USERS = User.__table__
 _TENANTS = Tenant.__table__
@@ -37,12 +37,12 @@ def _record(user: User) -> LoginRecord:
 
 
 class UserRepository:
-    def __init__(self, unit: Unit):
-        self._unit = unit
+    def __init__(self, transaction: InTransaction):
+        self._transaction = transaction
 
     @property
     def _session(self) -> Session:
-        return self._unit.session
+        return self._transaction.session
 
     # --- tenants ---
 
@@ -163,7 +163,7 @@ class UserRepository:
         return self._login(_LOGIN_BY_ID, {"b_user_id": user_id})
 
     def _login(self, query, params: dict) -> LoginRecord | None:
-        rows = self._unit.fetch(query, params)
+        rows = self._transaction.fetch(query, params)
         if not rows:
             return None
         user_id, domain, username, role, password_hash = rows[0]

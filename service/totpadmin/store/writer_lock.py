@@ -1,7 +1,7 @@
 """One writer at a time on a SQLite file, across threads and processes, queued in the kernel.
 
 SQLite lets one connection write; others wait in its busy handler, which polls with naps of 1, 2, 5 …
-100 ms. With two worker processes that nap cost a third of the throughput (bench (e): the workers sat at
+100 ms. With two worker processes that nap cost a third of the throughput (the workers sat at
 65 % CPU each). A blocking ``flock`` on a file next to the database wakes the next writer as soon as
 the lock is free. Processes that do not take it (an older totp-admin, the sqlite3 shell) still meet
 SQLite's own locking: this lock only orders our writers, it is not what keeps the data safe.

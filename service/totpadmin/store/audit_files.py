@@ -4,9 +4,9 @@ A call that only reads (an initTOTP of an enrolled user, isTOTPEnabled, retrieve
 an audit row. Stored in the database file itself, every such row changed that file, and with
 ``--workers`` each change emptied the other workers' SQLite page caches (WAL: a reader that sees a new
 commit drops its whole cache) and made them queue for the one writer lock: two workers served 1.5x one,
-against 1.8x for two servers that share nothing (BENCHMARKS.md, sessions 7 and 8). So each serving
-process claims a slot, ``totp-admin-audit-<n>.db`` beside ``totp-admin.db``, and stores the rows of its
-read-only calls there; read-only calls then change nothing the processes share.
+against 1.8x for two servers that share nothing. So each serving process claims a slot,
+``totp-admin-audit-<n>.db`` beside ``totp-admin.db``, and stores the rows of its read-only calls there;
+read-only calls then change nothing the processes share.
 
 Rows of calls that change state stay in the database's ``audit_events``, in the transaction of the
 change. A slot is held with ``flock`` on ``<slot file>-lock`` for the life of the process, so that two
@@ -28,26 +28,25 @@ import re
 import sqlite3
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ..core.audit import AuditEvent
 from ..core.errors import StoreUnavailable
 from . import audit
+from .engine import make_engine
 from .models import AuditRecord
-from .raw import RawStatements
 from .schema import SchemaOutdated
-
-if TYPE_CHECKING:
-    from .database import Database
+from .statements import CompiledStatements
+from .transaction import begin
 
 VERSION = 1
 
 # Columns whose indexes the slot files do without. Every row of a round dirtied a page of each index,
 # of the one on target at random: a round of five rows appended ~12 pages to the file's WAL, and with
 # the index on time alone ~3, with a quarter of the checkpoints (fsyncs). A worker with five calls in
-# flight spends a few percent less CPU per call (BENCHMARKS.md, session 10).
+# flight spends a few percent less CPU per call.
 # ``totp-admin audit --user/--tenant`` then reads a slot file from its newest row (the index on ``at``)
 # until it has --limit matches. Files made before (same VERSION) lose these indexes when next claimed.
 UNINDEXED_COLUMNS = frozenset({"caller", "target", "tenant"})
@@ -66,21 +65,24 @@ def slot_paths(database: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-class ReadAudit:
+def _engine(path: Path) -> Engine:
+    return make_engine(f"sqlite:///{path}")
+
+
+class AuditFile:
     """The slot file this process claimed: where the rows of its read-only calls go."""
 
-    def __init__(self, path: Path, lock_fd: int, db: Database):
+    def __init__(self, path: Path, lock_fd: int, engine: Engine):
         self.path = path
         self._lock_fd = lock_fd
-        self._db = db
-        self._statements = RawStatements(db.engine.dialect)
+        self._engine = engine
+        self._statements = CompiledStatements(engine.dialect)
         self._connection = None  # the pool's connection, held from the first round on (add_events)
 
     @classmethod
-    def claim(cls, database: Path, open_database: Callable[[str], Database]) -> ReadAudit:
-        """The first free slot of ``database``, created if new and opened with ``open_database`` (a URL:
-        a Database); :class:`StoreUnavailable` if no slot file can be made, :class:`SchemaOutdated` if
-        a newer totp-admin wrote it."""
+    def claim(cls, database: Path) -> AuditFile:
+        """The first free slot of the SQLite file ``database``, created if new; :class:`StoreUnavailable`
+        if no slot file can be made, :class:`SchemaOutdated` if a newer totp-admin wrote it."""
         slot = 0
         while True:
             path = slot_path(database, slot)
@@ -95,13 +97,13 @@ class ReadAudit:
                 slot += 1
                 continue
             try:
-                db = open_database(f"sqlite:///{path}")
+                engine = _engine(path)
             except BaseException:
                 os.close(fd)
                 raise
-            claimed = cls(path, fd, db)
+            claimed = cls(path, fd, engine)
             try:
-                _prepare(db, path)
+                _prepare(engine, path)
             except BaseException:
                 claimed.close()
                 raise
@@ -111,13 +113,13 @@ class ReadAudit:
         """Store ``events`` in one transaction; :class:`StoreUnavailable` if nothing was written.
 
         One ``executemany`` on a driver connection held for the process's life. Only this process writes
-        the file (its slot), so the database's writer lock and a :class:`Unit` (pool checkout, execution
-        layer) would buy nothing here; through them a round cost ~140 µs and ~26 µs per row, a sixth of a
-        read-only call's CPU at five concurrent calls (BENCHMARKS.md, session 9).
+        the file (its slot), so the database's writer lock and a :class:`Transaction` (pool checkout,
+        execution layer) would buy nothing here; through them a round cost ~140 µs and ~26 µs per row, a
+        sixth of a read-only call's CPU at five concurrent calls.
         """
         try:
             if self._connection is None:
-                self._connection = self._db.engine.raw_connection()
+                self._connection = self._engine.raw_connection()
             driver = self._connection.dbapi_connection
             driver.execute("BEGIN IMMEDIATE").close()
             try:
@@ -134,7 +136,7 @@ class ReadAudit:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-        self._db.dispose()
+        self._engine.dispose()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the slot
             self._lock_fd = None
@@ -147,9 +149,9 @@ def _roll_back(driver) -> None:
         pass
 
 
-def _prepare(db, path: Path) -> None:
+def _prepare(engine: Engine, path: Path) -> None:
     try:
-        with db.engine.begin() as conn:
+        with engine.begin() as conn:
             version = _version(conn, path)
             AuditRecord.__table__.create(conn, checkfirst=True)
             for index in AuditRecord.__table__.indexes:
@@ -170,20 +172,19 @@ def _version(conn, path: Path) -> int:
     return version
 
 
-def find(database: Path, open_database: Callable[[str], Database], *, limit: int,
-         **filters) -> list[list[AuditRecord]]:
+def find(database: Path, *, limit: int, **filters) -> list[list[AuditRecord]]:
     """For each audit file of ``database``: its rows that match ``filters`` (see AuditRepository.find),
     newest first, at most ``limit``."""
     found = []
     for path in slot_paths(database):
-        db = open_database(f"sqlite:///{path}")
+        engine = _engine(path)
         try:
-            with db.transaction(read_only=True) as unit:
-                if _version(unit.connection, path) == 0:
+            with begin(engine, CompiledStatements(engine.dialect), read_only=True) as transaction:
+                if _version(transaction.connection, path) == 0:
                     continue  # claimed, not yet prepared
-                found.append(unit.audit.find(limit=limit, **filters))
+                found.append(transaction.audit.find(limit=limit, **filters))
         finally:
-            db.dispose()
+            engine.dispose()
     return found
 
 

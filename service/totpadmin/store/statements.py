@@ -1,9 +1,9 @@
-"""The request path's statements on the driver's cursor.
+"""The request path's statements, run on the driver's cursor.
 
 SQLAlchemy writes the SQL (each statement is built once in its repository and compiled here once per
 dialect); only its execution layer is skipped. That layer (execution context, result wrapping, events)
 cost ~30 µs of CPU per statement, a third of the server's SQL time, and on SQLite most of it ran inside
-the database-wide write lock, which is what limits ``--workers`` (see BENCHMARKS.md).
+the database-wide write lock, which is what limits ``--workers``.
 
 What the execution layer did and this module does instead: bind processors (e.g. SQLite's text form of
 a datetime) are applied; driver errors become SQLAlchemy's (``OperationalError`` and so on, parameters
@@ -14,11 +14,29 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
+
+
+class InTransaction(Protocol):
+    """What a repository (users.py, accounts.py, audit.py) sees of the transaction it works in:
+    transaction.Transaction, typed here so that the repositories do not import the module that holds them."""
+
+    @property
+    def connection(self) -> Connection: ...
+
+    @property
+    def session(self) -> Session: ...
+
+    def fetch(self, statement: ClauseElement, params: dict) -> list[tuple]: ...
+
+    def change(self, statement: ClauseElement, params: dict) -> int: ...
+
+    def make_durable(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -37,9 +55,9 @@ class _Compiled:
         return params
 
 
-class RawStatements:
-    """Compiled statements of one engine's dialect, by statement (the statements live as long as the
-    process: module constants)."""
+class CompiledStatements:
+    """The statements of one engine's dialect, compiled once each and run on the driver's cursor (the
+    statements live as long as the process: module constants)."""
 
     def __init__(self, dialect: Dialect):
         self._dialect = dialect

@@ -10,7 +10,7 @@ from . import recovery
 from .account import Account
 from .errors import UserLocked
 from .lockout import GuardState, LockoutPolicy, after_failure, after_success
-from .verification import OtpPolicy, matching_step
+from .otp import OtpPolicy, matching_step
 
 log = logging.getLogger(__name__)
 
