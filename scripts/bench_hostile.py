@@ -6,7 +6,7 @@ construct repeated or grown until the next step would pass the size it aims at:
 - 1 MiB (``TOTP_MAX_BODY_BYTES``, what the transport buffers): the cost of receiving a body at all (TLS,
   Twisted, the copy), and of refusing it by size; and a body in as many chunks as ``server/site.py``
   allows (wrk cannot send tiny TLS records, the other per-read cost it bounds);
-- the largest XML or form body the bindings parse (``api/body_limits.py``), one shape per cost:
+- the largest XML or form body the bindings parse (``protocols/soap/body_limits.py``), one shape per cost:
   attributes (spyne's handling of them through lxml is quadratic), namespaces, elements, depth, references,
   CDATA, comments, processing instructions, long names, long texts (ASCII, 2- and 3-byte UTF-8), attribute
   values, whitespace in a tag, the DTD check's regex, the form decoding; most are refused by a limit;
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from totpadmin.api import body_limits as limits
+from totpadmin.protocols.soap import body_limits as limits
 from totpadmin.server.site import MAX_BODY_PIECES
 
 TNS = "http://services.totp.authenticator.application.identity.carbon.wso2.org"

@@ -12,7 +12,7 @@ import threading
 import pytest
 from twisted.python.threadpool import ThreadPool
 
-from totpadmin.api.messages import ApiReply
+from totpadmin.protocols.messages import ApiReply
 from totpadmin.core.audit import SUCCESS, AuditEvent
 from totpadmin.core.errors import StoreUnavailable
 from totpadmin.operations.audit_trail import BatchedAuditTrail

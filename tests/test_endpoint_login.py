@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from sqlalchemy import text
 
-from test_fastpath import endpoints, op, request, soap  # noqa: F401 (endpoints is a fixture)
+from test_plain_requests import endpoints, op, request, soap  # noqa: F401 (endpoints is a fixture)
 from totpadmin.core.authentication import CacheState
 from totpadmin.core.usernames import SUPER_TENANT, UserRef
 from totpadmin.operations.login import PasswordCredentials

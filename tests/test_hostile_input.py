@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from conftest import ADMIN_PASSWORD, TNS, new_database, server_factory
-from totpadmin.api import body_limits as limits
+from totpadmin.protocols.soap import body_limits as limits
 from wire import SOAP11, SOAP12
 
 SENTINEL = "sentinel"  # a user with TOTP active, a pending secret and recovery codes: never to change
@@ -48,7 +48,7 @@ CLIENT_REASONS = (
     "The request could not be read",
     "The form body is not valid UTF-8 URL-encoded data",
 )
-# The limits of api/body_limits.py, as their faults name them.
+# The limits of protocols/soap/body_limits.py, as their faults name them.
 XML_LIMITS = {
     "size": f"The request body is longer than {limits.MAX_XML_BYTES} bytes",
     "markup": f"The request has more than {limits.MAX_MARKUP} tags, comments or processing instructions",
@@ -379,7 +379,7 @@ def test_wrong_content_types_get_415(srv, path, content_type):
     assert_clean(r)
 
 
-# --- limits on what a body may hold (api/body_limits.py) ---
+# --- limits on what a body may hold (protocols/soap/body_limits.py) ---
 
 
 def sentinel_call(binding: str, extra: bytes = b"") -> bytes:

@@ -1,4 +1,4 @@
-"""What every request shares, built once at start: the use cases and what a login needs."""
+"""What every request shares, built once at start: the use cases and the login steps."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ..core.enrollment import Enrollment
 from ..core.validation import Validation
 from ..store.database import Database
 from .audit_trail import AuditTrail
+from .login import PasswordLogins
 from .totp import TotpOperations
 
 
@@ -28,7 +29,10 @@ class Services:
     observe: Callable[[AuditEvent], None] = lambda event: None
     audit_trail: AuditTrail | None = None
     operations: TotpOperations = field(init=False, repr=False)
+    logins: PasswordLogins = field(init=False, repr=False)  # HTTP Basic logins, refusals audited
 
     def __post_init__(self):
-        object.__setattr__(self, "operations", TotpOperations(self.settings, self.db, self.enrollment,
-                                                              self.validation, self.audit_trail, self.observe))
+        operations = TotpOperations(self.settings, self.db, self.enrollment, self.validation, self.audit_trail,
+                                    self.observe)
+        object.__setattr__(self, "operations", operations)
+        object.__setattr__(self, "logins", PasswordLogins(self.db, self.authenticator, operations.audit_alone))

@@ -11,8 +11,8 @@ from pathlib import Path
 from twisted.internet import defer, endpoints, task
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
-from ..api.endpoint import Endpoint
-from ..api.wsdl import WsdlDocument
+from ..protocols.soap.endpoint import Endpoint
+from ..protocols.soap.wsdl import WsdlDocument
 from ..config.settings import Settings
 from ..core.authentication import Authenticator
 from ..core.client_address import ClientAddresses
@@ -30,7 +30,7 @@ from .cpu_affinity import UnpinnedThreadPool
 from .database_calls import DatabaseCalls, DatabaseRounds, ThreadPoolCalls
 from .observability import HealthResource, Metrics, ReadyResource, metrics_site
 from .plain import Directory
-from .resource import ServicesResource
+from .services_resource import ServicesResource
 from .site import ServiceSite
 
 log = logging.getLogger(__name__)

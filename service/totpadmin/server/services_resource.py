@@ -1,4 +1,5 @@
-"""The Twisted resource at /services/: routing, the WSDL, and handing calls to the worker threads."""
+"""The Twisted resource at /services/: routing, the WSDL, and a call's walk: the SOAP/form endpoint's
+precheck, the login pipeline, the call where database work runs, the reply written back."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web import resource, server
 
 from .. import upstream_fixes
-from ..api.endpoint import Endpoint
-from ..api.messages import ApiReply, ApiRequest
-from ..api.wsdl import WsdlDocument
+from ..protocols.soap.endpoint import Endpoint
+from ..protocols.messages import ApiReply, ApiRequest
+from ..protocols.soap.wsdl import WsdlDocument
 from ..core.client_address import ClientAddresses
 from ..core.throttle import USERNAME, LoginThrottle
 from ..operations.login import PasswordCredentials

@@ -1,33 +1,29 @@
-"""One HTTP request to TOTPAdminService, start to finish: binding, authentication, the call."""
+"""The SOAP/form translator: one HTTP request to TOTPAdminService from the wire to a use case and back
+(binding, the call, the reply or fault). The login itself is decided by server/login_pipeline.py."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
 
-from ..core.authentication import CacheState
-from ..core.errors import AuthenticationFailed, StoreUnavailable
-from ..operations.caller import Caller, LoginChanged
-from ..operations.login import PasswordCredentials, PasswordLogins
-from ..operations.login import Request as LoginRequest
-from ..operations.services import Services
+from ...core.authentication import CacheState
+from ...core.errors import AuthenticationFailed, StoreUnavailable
+from ...operations.caller import Caller, LoginChanged
+from ...operations.login import PasswordCredentials
+from ...operations.login import Request as LoginRequest
+from ...operations.services import Services
+from ..messages import ApiReply, ApiRequest
 from . import faults
 from .bindings import Bindings, UnsupportedMediaType
-from .messages import ApiReply, ApiRequest
 from .service import SoapCall
 
 log = logging.getLogger(__name__)
 
 
-def password_logins(services: Services) -> PasswordLogins:
-    """HTTP Basic logins against the store, refusals logged and audited."""
-    return PasswordLogins(services.db, services.authenticator, services.operations.audit_alone)
-
-
 class Endpoint:
-    def __init__(self, services: Services, *, read_plain: bool = True, logins: PasswordLogins | None = None):
+    def __init__(self, services: Services, *, read_plain: bool = True):
         self.services = services
-        self.logins = logins or password_logins(services)
+        self.logins = services.logins
         self.bindings = Bindings(read_plain=read_plain)
         realm = services.settings.carbon.server_name.replace('"', "'")
         self._challenge = ApiReply(401, "text/html", b"", headers=(("WWW-Authenticate", f'Basic realm="{realm}"'),))

@@ -1,4 +1,5 @@
-"""The HTTP-neutral request and reply the api layer works on."""
+"""The HTTP-neutral request and reply the protocols work on: the server builds the one from Twisted's
+request and writes the other back."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ by a minimal spyne server, answering in Axis2's bytes.
 spyne reads the request (envelope or form), finds the operation, checks and converts the argument, and
 builds the response element (its XmlDocument protocol); :mod:`.axis2_xml` writes that element, the
 envelope and faults the way Axis2 does. Requests of the plain shapes nearly every client sends are read
-by :mod:`.fastpath` instead, to the same effect at a fraction of the CPU. No body is parsed before
+by :mod:`.plain_requests` instead, to the same effect at a fraction of the CPU. No body is parsed before
 :mod:`.body_limits` has checked it.
 """
 
@@ -22,8 +22,8 @@ from spyne.protocol.xml import XmlDocument
 from spyne.server._base import ServerBase
 from spyne.server.http import HttpTransportContext
 
-from . import axis2_xml, body_limits, fastpath, faults
-from .messages import ApiReply, ApiRequest
+from ..messages import ApiReply, ApiRequest
+from . import axis2_xml, body_limits, faults, plain_requests
 from .names import SERVICE_NAME, SOAP11_ENV, SOAP12_ENV, TNS
 from .service import SoapCall, TOTPAdminService
 
@@ -176,17 +176,17 @@ class Binding:
             return self.fault(fault, request.operation)
         return None
 
-    def plain_arguments(self, request: ApiRequest) -> tuple[fastpath.Operation, list[str]] | None:
-        """The operation and arguments if the request has the plain shape :mod:`.fastpath` reads; None
+    def plain_arguments(self, request: ApiRequest) -> tuple[plain_requests.Operation, list[str]] | None:
+        """The operation and arguments if the request has the plain shape :mod:`.plain_requests` reads; None
         sends it through spyne."""
         return None
 
-    def _call_plain(self, operation: fastpath.Operation, args: list[str], call: SoapCall) -> ApiReply:
+    def _call_plain(self, operation: plain_requests.Operation, args: list[str], call: SoapCall) -> ApiReply:
         try:
-            value = fastpath.invoke(operation, args, call)
+            value = plain_requests.invoke(operation, args, call)
         except faults.ServiceFault as fault:
             return self.fault(fault, operation.name)
-        element = fastpath.response_element(operation, value)
+        element = plain_requests.response_element(operation, value)
         if element is None:  # a value spyne spells (None, empty): let it
             ctx = MethodContext(self._server, MethodContext.SERVER)
             ctx.descriptor = operation.descriptor
@@ -223,7 +223,7 @@ class Soap11Binding(Binding):
         super().__init__(_Soap11(), **options)
 
     def plain_arguments(self, request):
-        return fastpath.soap_arguments(request.body, SOAP11_ENV)
+        return plain_requests.soap_arguments(request.body, SOAP11_ENV)
 
     def reply(self, operation, element):
         return ApiReply(200, self.content_type, axis2_xml.soap11_envelope(element))
@@ -239,7 +239,7 @@ class Soap12Binding(Binding):
         super().__init__(_Soap12(), **options)
 
     def plain_arguments(self, request):
-        return fastpath.soap_arguments(request.body, SOAP12_ENV)
+        return plain_requests.soap_arguments(request.body, SOAP12_ENV)
 
     def reply(self, operation, element):
         content_type = f'application/soap+xml; charset=UTF-8; action="urn:{operation}Response"'
@@ -266,7 +266,7 @@ class HttpBinding(Binding):
             fields = _form_fields(request)
         except faults.ServiceFault:
             return None  # spyne's path raises it again, as its fault
-        return fastpath.form_arguments(request.operation, fields)
+        return plain_requests.form_arguments(request.operation, fields)
 
     def reply(self, operation, element):
         return ApiReply(200, self.content_type, element)
@@ -312,7 +312,7 @@ class UnsupportedMediaType(Exception):
 
 class Bindings:
     """All bindings, and which one a request is for. ``read_plain=False``: spyne reads every request
-    (the fast path's reference in tests/test_fastpath.py)."""
+    (the fast path's reference in tests/test_plain_requests.py)."""
 
     def __init__(self, *, read_plain: bool = True):
         self.soap11 = Soap11Binding(read_plain=read_plain)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from spyne import Boolean, ServiceBase, Unicode, rpc
 
-from ..core.errors import TotpAdminError
-from ..operations.caller import Caller, LoginChanged
-from ..operations.totp import TotpOperations
+from ...core.errors import TotpAdminError
+from ...operations.caller import Caller, LoginChanged
+from ...operations.totp import TotpOperations
 from . import faults
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""api/fastpath.py against spyne: every request of a corpus answered by the real endpoint (real store,
+"""protocols/soap/plain_requests.py against spyne: every request of a corpus answered by the real endpoint (real store,
 real key ring, real core) once with plain requests read by the fast path and once with everything read
 by spyne, and the replies compared byte for byte. Plain shapes must take the fast path; odd ones must not.
 """
@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import text
 
 from conftest import TNS, make_conf
-from totpadmin.api.body_limits import MAX_TEXT
+from totpadmin.protocols.soap.body_limits import MAX_TEXT
 from totpadmin.operations.services import Services
-from totpadmin.api.endpoint import Endpoint
-from totpadmin.api.messages import ApiRequest
+from totpadmin.protocols.soap.endpoint import Endpoint
+from totpadmin.protocols.messages import ApiRequest
 from totpadmin.config.loader import load_settings
 from totpadmin.core.authentication import Authenticator, CacheState
 from totpadmin.core.credential_cache import CredentialCache

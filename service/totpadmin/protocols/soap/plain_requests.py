@@ -10,7 +10,7 @@ unqualified or unknown children, missing parameters, empty values, repeated fiel
 :data:`.body_limits.MAX_TEXT`) returns None and goes to spyne. So a plain request is within every limit
 :func:`.body_limits.check_tree` checks, and anything else meets that check before spyne reads it. The
 operation itself runs through the service's own ``call_wrapper`` and its answer is written as
-:mod:`.axis2_xml` writes spyne's, so both paths give the same bytes; ``tests/test_fastpath.py`` sends
+:mod:`.axis2_xml` writes spyne's, so both paths give the same bytes; ``tests/test_plain_requests.py`` sends
 each request of a corpus through both and compares the replies.
 """
 
@@ -134,8 +134,8 @@ class _Call:
 
     __slots__ = ("udc", "descriptor", "function", "in_object")
 
-    def __init__(self, udc, operation: Operation, args: list[str]):
-        self.udc = udc
+    def __init__(self, soap_call, operation: Operation, args: list[str]):
+        self.udc = soap_call  # spyne's name for the user-defined context: a SoapCall
         self.descriptor = operation.descriptor
         self.function = operation.descriptor.function
         self.in_object = _Arguments(dict(zip(operation.params, args)))
@@ -154,9 +154,9 @@ class _Arguments:
             raise AttributeError(name) from None
 
 
-def invoke(operation: Operation, args: list[str], udc):
+def invoke(operation: Operation, args: list[str], soap_call):
     """Run the operation as spyne would (faults: :class:`~.faults.ServiceFault` is raised)."""
-    call = _Call(udc, operation, args)
+    call = _Call(soap_call, operation, args)
     return TOTPAdminService.call_wrapper(call, (call, *args))
 
 

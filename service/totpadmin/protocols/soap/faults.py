@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from spyne import Fault
 
-from ..core import errors
+from ...core import errors
 
 # The legacy message prefix of each operation's TOTPException, as the connector words it.
 _LEGACY_PREFIX = {

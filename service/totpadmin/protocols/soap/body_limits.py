@@ -19,7 +19,7 @@ fault naming the limit. Two stages:
 - :func:`check_tree` checks the document spyne parsed (depth, attributes per element, text length,
   references inside referenced elements) before spyne reads any of it: spyne's attribute handling goes through lxml's ``attrib.items()``,
   quadratic in one element's attributes (see ``upstream_fixes.py``), and the core checks a username
-  character by character in Python (~0.1 ms per 1,000). Requests of the plain shape :mod:`.fastpath`
+  character by character in Python (~0.1 ms per 1,000). Requests of the plain shape :mod:`.plain_requests`
   reads are within these limits by construction (it leaves anything else to spyne), so they pay only
   for the counts. spyne's parser drops comments, so their text is bounded by the size alone.
 """
