@@ -10,7 +10,7 @@ from totpadmin.config import CarbonSettings, ConfigError, TotpSettings
 from totpadmin.config.carbon import load_carbon_xml
 from totpadmin.config.properties import load_totp_properties
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 NS = "http://wso2.org/projects/carbon/carbon.xml"
 
 
