@@ -2,7 +2,7 @@
 its schema, the key ring that encrypts stored secrets, and the first admin.
 
 Imports neither Twisted nor spyne, so that ``totp-admin user list`` and the other management commands
-start without the server (tests/test_architecture.py checks it).
+start without the server (tests/architecture/test_architecture.py checks it).
 """
 
 from __future__ import annotations

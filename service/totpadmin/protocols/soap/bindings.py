@@ -312,7 +312,7 @@ class UnsupportedMediaType(Exception):
 
 class Bindings:
     """All bindings, and which one a request is for. ``read_plain=False``: spyne reads every request
-    (the fast path's reference in tests/test_plain_requests.py)."""
+    (the fast path's reference in tests/protocols/test_plain_requests.py)."""
 
     def __init__(self, *, read_plain: bool = True):
         self.soap11 = Soap11Binding(read_plain=read_plain)

@@ -10,7 +10,7 @@ unqualified or unknown children, missing parameters, empty values, repeated fiel
 :data:`.body_limits.MAX_TEXT`) returns None and goes to spyne. So a plain request is within every limit
 :func:`.body_limits.check_tree` checks, and anything else meets that check before spyne reads it. The
 operation itself runs through the service's own ``call_wrapper`` and its answer is written as
-:mod:`.axis2_xml` writes spyne's, so both paths give the same bytes; ``tests/test_plain_requests.py`` sends
+:mod:`.axis2_xml` writes spyne's, so both paths give the same bytes; ``tests/protocols/test_plain_requests.py`` sends
 each request of a corpus through both and compares the replies.
 """
 
