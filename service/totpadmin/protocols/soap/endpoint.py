@@ -62,16 +62,17 @@ class Endpoint:
 
     def handle(self, request: ApiRequest, caller: Caller | None = None) -> ApiReply:
         """Blocking (database): run it on a database thread. ``caller``: who the login pipeline found the
-        caller to be; if it was a cached login, the call's own transaction confirms it is still the
-        stored one, and :class:`LoginChanged` is raised when it is not (nothing was written).
+        caller to be, for a request that passed :meth:`precheck`; if it was a cached login, the call's
+        own transaction confirms it is still the stored one, and :class:`LoginChanged` is raised when it
+        is not (nothing was written).
 
-        Without ``caller`` (callers with no server, e.g. tests) every login step runs here, on this
-        thread, and a changed login is checked again at once."""
+        Without ``caller`` (callers with no server, e.g. tests) the precheck and every login step run
+        here, on this thread, and a changed login is checked again at once."""
+        if caller is not None:
+            return self._call(request, caller)
         early = self.precheck(request)
         if early is not None:
             return early
-        if caller is not None:
-            return self._call(request, caller)
         credentials = self.credentials(request)
         try:
             caller = self.logins.login(credentials, self.login_request(request))
