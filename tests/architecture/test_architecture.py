@@ -15,7 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 import grimp
 
 SERVER_ONLY = ("twisted", "spyne")
