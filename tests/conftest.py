@@ -26,10 +26,30 @@ ADMIN_PASSWORD = "admin-test-password"
 TNS = "http://services.totp.authenticator.application.identity.carbon.wso2.org"
 
 
+_PORTS_GIVEN: set[int] = set()
+# Below Linux's ephemeral range (32768-60999), so neither the kernel's bind(0) nor an outgoing
+# connection (to PostgreSQL, say) takes a port between the test choosing it and the server binding it.
+_PORT_RANGE = (20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, never the same twice in this test process: two `bind(0)` calls in a
+    row can return the same port, and a test that asked for a metrics port and then a server port got
+    "Address already in use" (CI, 2026-12-07)."""
+    low, high = _PORT_RANGE
+    start = low + (os.getpid() * 7919) % (high - low)
+    for offset in range(high - low):
+        port = low + (start - low + offset) % (high - low)
+        if port in _PORTS_GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_GIVEN.add(port)
+        return port
+    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 @dataclass
