@@ -32,6 +32,8 @@ class TotpSettings:
     max_lockout_seconds: int = 86400  # maxLockoutSeconds: the doubling stops here
     pending_secret_seconds: int = 600  # pendingSecretLifetime: generateSecret's secret expires after
     recovery_codes: int = 10  # recoveryCodeCount
+    max_devices: int = 5  # maxDevicesPerUser: named TOTP devices a user may hold (core/devices.py)
+    device_auth_seconds: int = 300  # deviceAuthenticationLifetime: an authId of the device API expires after
     allow_secret_retrieval: bool = False  # allowSecretKeyRetrieval: retrieveSecretKey answers at all
     self_operations: bool = False  # SelfOperationsEnabled: users may manage their own TOTP
     # Password guessing (HTTP Basic): see core/throttle.py.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .device import Device
 from .lockout import GuardState
 from .recovery import IssuedCode
 from .usernames import UserRef
@@ -45,3 +46,26 @@ class Account(Protocol):
         """Atomically spend the code; False if it was already spent."""
 
     def recovery_codes_left(self) -> int: ...
+
+    # --- devices (core/devices.py): rare, except the read validateTOTP makes after a wrong code ---
+
+    def devices(self) -> list[Device]:
+        """The user's device rows, the primary one first, then by age."""
+
+    def device_secret(self, device_id: int) -> str:
+        """A non-primary device's secret, opened."""
+
+    def add_device(self, name: str, *, primary: bool, secret: str | None, pending_expires_at: float | None,
+                   active: bool = False) -> int:
+        """Store a device (``secret`` sealed); its id."""
+
+    def update_device(self, device_id: int, **changes) -> None:
+        """Write some of: active, primary, secret (None only), last_step, pending_expires_at, last_used_at."""
+
+    def claim_device_step(self, device_id: int, step: int) -> bool:
+        """Atomically record ``step`` as the device's newest used one if it is newer; False if not."""
+
+    def remove_device(self, device_id: int) -> None: ...
+
+    def remove_devices(self) -> None:
+        """Every device of the user (and so their authIds)."""

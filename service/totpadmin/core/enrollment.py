@@ -44,11 +44,12 @@ class Enrollment:
         return self._publish(account, secret_text)
 
     def reset_totp(self, account: Account) -> bool:
-        """Disable TOTP: clear its claims, any pending secret and the recovery codes."""
+        """Disable TOTP: clear its claims, any pending secret, the recovery codes and every device."""
         for uri in (claims.SECRET_KEY, claims.ENCODING, claims.QR_CODE_URL, claims.VERIFY_SECRET_KEY):
             account.set(uri, None)
         account.set(claims.TOTP_ENABLED, "false")
         account.replace_recovery_codes([])
+        account.remove_devices()
         if account.state().pending_expires_at is not None:
             account.save_state(pending_expires_at=None)
         return True
@@ -107,6 +108,11 @@ class Enrollment:
         if not secret_text:
             raise TotpNotEnabled(mandatory=False)
         return secret_text
+
+    def install_secret(self, account: Account, secret_text: str) -> None:
+        """Make ``secret_text`` the active secret (another device of the user becoming the primary one)."""
+        self._activate(account, secret_text)
+        self._publish(account, secret_text)
 
     # --- shared steps ---
 

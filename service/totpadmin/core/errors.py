@@ -106,3 +106,75 @@ class LastSuperAdmin(TotpAdminError):
     def __init__(self, username: str):
         super().__init__(f"User {username} is the last admin of carbon.super and cannot be removed or demoted; "
                          "make another user admin first (totp-admin user role NAME admin)")
+
+
+# --- devices (core/devices.py) ---
+
+
+class InvalidDeviceName(TotpAdminError):
+    def __init__(self):
+        super().__init__("A device name is 1 to 64 printable characters, without '/' or spaces at either end")
+
+
+class DeviceNameTaken(TotpAdminError):
+    def __init__(self, name: str):
+        super().__init__(f"The user already has an active device named {name!r}")
+
+
+class TooManyDevices(TotpAdminError):
+    def __init__(self, limit: int):
+        super().__init__(f"The user already has {limit} devices (maxDevicesPerUser); remove one first")
+        self.limit = limit
+
+
+class UnknownDevice(TotpAdminError):
+    def __init__(self, name: str):
+        super().__init__(f"The user has no device named {name!r}")
+
+
+class DeviceNotPending(TotpAdminError):
+    def __init__(self):
+        super().__init__("The device is already active")
+
+
+class DeviceNotActive(TotpAdminError):
+    def __init__(self):
+        super().__init__("The device is not active yet: validate its first code to activate it")
+
+
+class DevicePendingExpired(TotpAdminError):
+    def __init__(self):
+        super().__init__("The device was not activated in time; remove it and add it again")
+
+
+class FirstDevicePending(TotpAdminError):
+    def __init__(self):
+        super().__init__("The user's first device is not active yet: validate its code, or remove it, first")
+
+
+class UnknownChallenge(TotpAdminError):
+    def __init__(self):
+        super().__init__("No such authId")
+
+
+class ChallengeGone(TotpAdminError):
+    def __init__(self, *, spent: bool):
+        super().__init__("The authId has been used already" if spent else "The authId has expired")
+        self.spent = spent
+
+
+class EnrollmentRequired(TotpAdminError):
+    """The application requires TOTP and the user has no active device."""
+
+    def __init__(self):
+        super().__init__("The user has no active TOTP device and this application requires one: enroll a device first")
+
+
+class TotpOffForApplication(TotpAdminError):
+    def __init__(self):
+        super().__init__("TOTP is turned off for this application (client --totp off)")
+
+
+class UnsupportedDeviceType(TotpAdminError):
+    def __init__(self):
+        super().__init__("deviceType must be TOTP")

@@ -8,6 +8,7 @@ from ..config.settings import TotpSettings
 from . import claims, recovery, secret_codec
 from .account import Account
 from .code_checker import CodeChecker
+from .devices import other_device_accepts
 from .enrollment import is_enabled
 from .errors import TotpNotEnabled
 
@@ -19,7 +20,8 @@ class Validation:
         self._checker = CodeChecker(settings, clock, recovery_hasher, on_lockout)
 
     def validate_totp(self, account: Account, code: str | None) -> bool:
-        """True once per valid code. A user without TOTP: a fault when TOTP is mandatory
+        """True once per valid code: of the primary device, another active device of the user, or a
+        recovery code. A user without TOTP: a fault when TOTP is mandatory
         (``enableTOTP=true``), else False without counting a failure. Wrong codes, replays and
         wrong recovery codes count toward the lockout; while locked, :class:`UserLocked`."""
         state = self._checker.unlocked_state(account)
@@ -30,6 +32,7 @@ class Validation:
         encoding = account.get(claims.ENCODING) or self._settings.encoding
         key = secret_codec.decode_secret(account.get(claims.SECRET_KEY), encoding)
         if self._checker.totp_step(account, key, code, state) is not None \
+                or other_device_accepts(account, code, self._checker, self._settings.encoding) \
                 or self._checker.spend_recovery_code(account, code):
             self._checker.succeeded(account, state)
             return True

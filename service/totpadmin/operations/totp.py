@@ -140,7 +140,7 @@ class TotpOperations:
             authorize(caller.principal, ref, allow_self=allow_self)
             result = action(transaction.accounts.find(ref, for_update=not read_only))  # a writer locks the row
             outcome = audit.FAILURE if verdict and not result else audit.SUCCESS
-            event = _event(caller, operation, ref, outcome)
+            event = caller_event(caller, operation, ref, outcome)
             if not read_only:
                 self._trail.add(transaction, event)
         log_event(event)
@@ -159,11 +159,12 @@ class TotpOperations:
         except InvalidUsername:
             ref = None
         outcome = audit.DENIED if isinstance(err, NotAuthorized) else audit.FAULT
-        self.audit_alone(_event(caller, operation, ref, outcome, type(err).__name__, raw_target=username))
+        self.audit_alone(caller_event(caller, operation, ref, outcome, type(err).__name__, raw_target=username))
 
 
-def _event(caller: Caller, operation: str, ref: UserRef | None, outcome: str, detail: str = "",
-           raw_target: str | None = None) -> AuditEvent:
+def caller_event(caller: Caller, operation: str, ref: UserRef | None, outcome: str, detail: str = "",
+                 raw_target: str | None = None) -> AuditEvent:
+    """The audit event of a call by ``caller`` on ``ref`` (or, when it did not parse, ``raw_target``)."""
     return AuditEvent(request_id=caller.request_id, source=caller.source, caller=caller.principal.ref.qualified,
                       operation=operation, target=ref.qualified if ref else raw_target,
                       tenant=ref.tenant if ref else None, outcome=outcome, detail=detail)

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 
 from ..core import claims
+from ..core.device import Device
 from ..core.errors import SecretUnreadable, UnknownTenant, UnknownUser
 from ..core.lockout import GuardState
 from ..core.recovery import IssuedCode
 from ..core.secretbox import SecretBox, associated_data
 from ..core.usernames import UserRef
-from .models import Claim, RecoveryCode, Tenant, TotpState, User, _now
+from .models import Claim, RecoveryCode, Tenant, TotpDevice, TotpState, User, _now
 
 if TYPE_CHECKING:
     from .statements import InTransaction
@@ -29,6 +30,9 @@ _STATE = TotpState.__table__
 _USERS = User.__table__
 _TENANTS = Tenant.__table__
 _CODES = RecoveryCode.__table__
+_DEVICES = TotpDevice.__table__
+_DEVICE_COLUMNS = {"active": "active", "primary": "is_primary", "secret": "secret", "last_step": "last_step",
+                   "pending_expires_at": "pending_expires_at", "last_used_at": "last_used_at"}
 
 # Built once (building one costs more CPU than running it on SQLite) and run on the driver's cursor
 # (store/statements.py): every column is named, since no SQLAlchemy default is applied. Bind parameters
@@ -52,6 +56,8 @@ _CLAIM_STEP = update(_STATE).where(
 _ACCOUNT = (select(_USERS.c.id, _USERS.c.tenant_id).join(_TENANTS, _TENANTS.c.id == _USERS.c.tenant_id)
             .where(_TENANTS.c.domain == bindparam("b_tenant"), _USERS.c.username == bindparam("b_name")))
 _LOCKED_ACCOUNT = _ACCOUNT.with_for_update(of=_USERS)
+_ACCOUNT_BY_ID = (select(_TENANTS.c.domain, _USERS.c.username).join(_TENANTS, _TENANTS.c.id == _USERS.c.tenant_id)
+                  .where(_USERS.c.id == _USER_ID))
 _TENANT_ID = select(_TENANTS.c.id).where(_TENANTS.c.domain == bindparam("b_tenant"))
 
 
@@ -194,6 +200,70 @@ class StoredAccount:
             select(func.count(_CODES.c.id)).where(_CODES.c.user_id == self.user_id))
 
 
+    # --- devices (core/devices.py) ---
+    # Rare (the device API, and validateTOTP after a wrong code): through SQLAlchemy's execution layer.
+
+    def devices(self) -> list[Device]:
+        d = _DEVICES.c
+        rows = self._transaction.connection.execute(
+            select(d.id, d.name, d.is_primary, d.active, d.created_at, d.last_used_at, d.pending_expires_at,
+                   d.last_step).where(d.user_id == self.user_id).order_by(d.is_primary.desc(), d.created_at, d.id))
+        return [Device(*row) for row in rows]
+
+    def device_secret(self, device_id: int) -> str:
+        d = _DEVICES.c
+        row = self._transaction.connection.execute(
+            select(d.name, d.secret, d.key_id).where(d.id == device_id, d.user_id == self.user_id)).one()
+        return self._secrets.open(row.key_id, row.secret, self._aad(_device_uri(row.name)))
+
+    def add_device(self, name: str, *, primary: bool, secret: str | None, pending_expires_at: float | None,
+                   active: bool = False) -> int:
+        key_id = None
+        if secret is not None:
+            key_id, secret = self._secrets.seal(secret, self._aad(_device_uri(name)))
+        self._transaction.make_durable()
+        result = self._transaction.connection.execute(insert(_DEVICES).values(
+            user_id=self.user_id, name=name, is_primary=primary, active=active, secret=secret, key_id=key_id,
+            pending_expires_at=pending_expires_at, created_at=_now()))
+        return result.inserted_primary_key[0]
+
+    def update_device(self, device_id: int, **changes) -> None:
+        unknown = set(changes) - set(_DEVICE_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown device fields {sorted(unknown)}")
+        if changes.get("secret", None) is not None:
+            raise ValueError("a device's secret is only ever cleared")
+        values = {_DEVICE_COLUMNS[name]: value for name, value in changes.items()}
+        if "secret" in changes:
+            values["key_id"] = None
+        self._transaction.make_durable()
+        self._transaction.connection.execute(
+            update(_DEVICES).where(_DEVICES.c.id == device_id, _DEVICES.c.user_id == self.user_id).values(**values))
+
+    def claim_device_step(self, device_id: int, step: int) -> bool:
+        d = _DEVICES.c
+        result = self._transaction.connection.execute(
+            update(_DEVICES).where(d.id == device_id, d.user_id == self.user_id,
+                                   or_(d.last_step.is_(None), d.last_step < step)).values(last_step=step))
+        self._transaction.make_durable()  # a used code must stay used
+        return result.rowcount == 1
+
+    def remove_device(self, device_id: int) -> None:
+        self._transaction.make_durable()
+        self._transaction.connection.execute(
+            delete(_DEVICES).where(_DEVICES.c.id == device_id, _DEVICES.c.user_id == self.user_id))
+
+    def remove_devices(self) -> None:
+        result = self._transaction.connection.execute(delete(_DEVICES).where(_DEVICES.c.user_id == self.user_id))
+        if result.rowcount:
+            self._transaction.make_durable()
+
+
+def _device_uri(name: str) -> str:
+    """What a device's sealed secret is bound to (with the tenant and user), as a claim's is to its URI."""
+    return f"urn:totp-admin:device:{name}"
+
+
 def _fields(state: GuardState) -> dict:
     return {name: getattr(state, name) for name in _GUARD_FIELDS}
 
@@ -214,3 +284,12 @@ class AccountRepository:
             raise UnknownUser(ref.qualified)
         user_id, tenant_id = rows[0]
         return StoredAccount(transaction, self._box, user_id, tenant_id, ref)
+
+    def find_by_id(self, user_id: int, *, for_update: bool = True) -> StoredAccount:
+        """The account of the user with this id (an authId names its user so); :class:`UnknownUser` if
+        the user is gone."""
+        rows = self._transaction.fetch(_ACCOUNT_BY_ID, {"b_user_id": user_id})
+        if not rows:
+            raise UnknownUser(str(user_id))
+        tenant, name = rows[0]
+        return self.find(UserRef(tenant, name), for_update=for_update)

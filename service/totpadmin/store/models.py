@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -96,3 +96,40 @@ class AuditRecord(Base):
     tenant: Mapped[str | None] = mapped_column(String(255), index=True)
     outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(String(255), default="")
+
+
+class TotpDevice(Base):
+    """A named TOTP device (authenticator app) of a user (core/devices.py). The primary device's secret and
+    replay state are the legacy claims and totp_state, which the SOAP operations keep using: its row holds
+    only its name and dates. Every other device's secret is sealed here, with its own replay state."""
+
+    __tablename__ = "totp_devices"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)  # false: pending, until a code proves the pairing
+    secret: Mapped[str | None] = mapped_column(Text)  # sealed; NULL for the primary device
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    last_step: Mapped[int | None] = mapped_column(BigInteger)  # replay state of a non-primary device
+    pending_expires_at: Mapped[float | None] = mapped_column(Float)  # epoch seconds
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+
+
+class DeviceChallenge(Base):
+    """An authId of the device API: a device to activate or a sign-in to finish, bound to its user,
+    device and application, single-use and short-lived. Only the SHA-256 of the authId is stored."""
+
+    __tablename__ = "device_challenges"
+
+    auth_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "activation" or "authentication"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("totp_devices.id", ondelete="CASCADE"), index=True)
+    client: Mapped[str] = mapped_column(String(64))  # the application's client_id
+    expires_at: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds
+    # Kept after use until the user's next authId, so a second use is told "spent" (410), not "unknown".
+    spent: Mapped[bool] = mapped_column(Boolean, default=False)

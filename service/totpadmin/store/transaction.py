@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from ..core.secretbox import SecretBox
 from .accounts import AccountRepository
 from .audit import AuditRepository
+from .device_challenges import ChallengeRepository
 from .engine import READ_ONLY, UNREACHABLE, unavailable, write_refused
 from .statements import CompiledStatements
 from .users import UserRepository
@@ -72,6 +73,11 @@ class Transaction:
     def accounts(self) -> AccountRepository:
         """Accounts; without a key ring (management commands) their encrypted claims cannot be read."""
         return AccountRepository(self, self._box)
+
+    @property
+    def challenges(self) -> ChallengeRepository:
+        """The device API's authIds."""
+        return ChallengeRepository(self)
 
     def _finish(self, committing: bool) -> None:
         if self._session is not None:
