@@ -106,3 +106,22 @@ class LastSuperAdmin(TotpAdminError):
     def __init__(self, username: str):
         super().__init__(f"User {username} is the last admin of carbon.super and cannot be removed or demoted; "
                          "make another user admin first (totp-admin user role NAME admin)")
+
+
+class UnknownClient(TotpAdminError):
+    """No OAuth2 client of this name in the tenant."""
+
+    def __init__(self, name: str, tenant: str):
+        super().__init__(f"OAuth2 client {name} does not exist in {tenant}")
+
+
+class ClientExists(TotpAdminError):
+    def __init__(self, name: str, tenant: str):
+        super().__init__(f"OAuth2 client {name} already exists in {tenant}")
+
+
+class ScopeRefused(TotpAdminError):
+    """A token request asked for a scope the service does not know or the client was not granted."""
+
+    def __init__(self):
+        super().__init__("The requested scope is unknown or not granted to this client")
