@@ -6,6 +6,7 @@ never run for a token.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 MFA_DEVICES = "mfa:devices"  # manage a user's devices
@@ -61,3 +62,9 @@ def parse_scopes(text: str | None) -> frozenset[str] | None:
 def scope_text(scopes: frozenset[str]) -> str:
     """The space-separated form, in a stable order."""
     return " ".join(sorted(scopes))
+
+
+def token_digest(token: str) -> str:
+    """What the store keeps of an access token: its SHA-256, hex. A token is 256 random bits, so a fast
+    hash is enough (nothing to guess), and one indexed lookup finds it."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
