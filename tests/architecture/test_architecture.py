@@ -112,7 +112,7 @@ def test_importing_the_commands_imports_no_server():
     assert _server_modules("from totpadmin.cli.main import main") == []
 
 
-@pytest.mark.parametrize("command", [("user", "list"), ("client", "add", "shop", "--tenant", "carbon.super")])
+@pytest.mark.parametrize("command", [("user", "list"), ("client", "list")])
 def test_a_management_command_imports_no_server(tmp_path, command):
     modules = _server_modules("from totpadmin.cli.main import main\nassert main(sys.argv[1:]) == 0",
                               *command, "--data-dir", str(tmp_path / "data"))
