@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import grimp
+import pytest
 
 SERVER_ONLY = ("twisted", "spyne")
 
@@ -111,9 +112,10 @@ def test_importing_the_commands_imports_no_server():
     assert _server_modules("from totpadmin.cli.main import main") == []
 
 
-def test_a_management_command_imports_no_server(tmp_path):
+@pytest.mark.parametrize("command", [("user", "list"), ("client", "list")])
+def test_a_management_command_imports_no_server(tmp_path, command):
     modules = _server_modules("from totpadmin.cli.main import main\nassert main(sys.argv[1:]) == 0",
-                              "user", "list", "--data-dir", str(tmp_path / "data"))
+                              *command, "--data-dir", str(tmp_path / "data"))
     assert modules == []
 
 

@@ -77,6 +77,11 @@ def test_throttle_and_proxy_keys_are_read(tmp_path):
     assert TotpSettings().trusted_proxies == ()  # nobody's header is believed unless configured
 
 
+def test_access_token_lifetime_is_read(tmp_path):
+    assert load_totp_properties(write(tmp_path, "totp.properties", "accessTokenSeconds=60\n")).access_token_seconds == 60
+    assert TotpSettings().access_token_seconds == 3600
+
+
 def test_java_properties_syntax(tmp_path):
     path = write(
         tmp_path,
@@ -131,6 +136,9 @@ def test_unicode_escapes_and_utf8(tmp_path):
         ("trustedProxies=10.0.0.1/8", "trustedProxies", "10.0.0.1/8"),  # host bits set: a typo?
         ("trustedProxies=[::1]", "trustedProxies", "[::1]"),
         ("trustedProxyHeader=X-Real-IP", "trustedProxyHeader", "X-Real-IP"),
+        ("accessTokenSeconds=0", "accessTokenSeconds", "0"),
+        ("accessTokenSeconds=86401", "accessTokenSeconds", "86401"),
+        ("accessTokenSeconds=1h", "accessTokenSeconds", "1h"),
     ],
 )
 def test_bad_value_names_file_key_and_value(tmp_path, line, key, value):

@@ -14,6 +14,7 @@ import pytest
 from conftest import make_conf
 from totpadmin.config.loader import load_settings
 from totpadmin.core import keyring
+from totpadmin.core.application import SCOPES, Application
 from totpadmin.core.devices import Devices
 from totpadmin.core.enrollment import Enrollment
 from totpadmin.core.errors import (ChallengeGone, DeviceNameTaken, DeviceNotPending, EnrollmentRequired,
@@ -40,19 +41,6 @@ class Clock:
 
     def step(self, n: int = 1) -> None:
         self.now += 30 * n
-
-
-@dataclass(frozen=True)
-class App:
-    """An application as the token check hands it over (its client_id, tenant and TOTP policy)."""
-
-    client_id: str
-    tenant: str
-    totp_policy: str = "required"
-
-    @property
-    def ref(self) -> UserRef:
-        return UserRef(self.tenant, f"client:{self.client_id}")
 
 
 @pytest.fixture
@@ -93,7 +81,9 @@ def build(tmp_path, db, properties=None) -> World:
 
 
 def app(policy: str = "required", client_id: str = "shop-app", tenant: str = TENANT) -> Caller:
-    return Caller(App(client_id, tenant, policy), request_id="r1", source="192.0.2.9")
+    """An application's caller, as the bearer-token check hands it over."""
+    return Caller(Application(1, client_id, "shop", tenant, frozenset(SCOPES), policy), request_id="r1",
+                  source="192.0.2.9")
 
 
 def admin(db: Database) -> Caller:

@@ -25,6 +25,7 @@ from ..core.validation import Validation
 from ..store.schema import SchemaOutdated
 from ..wiring import open_database
 from . import audit as audit_cli
+from . import clients as clients_cli
 from . import db as db_cli
 from . import keys as keys_command
 from . import qr as qr_cli
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_cli.register(commands, _add_store_options)
     qr_cli.register(commands, _add_store_options)
     db_cli.register(commands, _add_store_options)
+    clients_cli.register(commands, _add_store_options)
 
     tenant = commands.add_parser("tenant", help="manage tenants").add_subparsers(dest="action", required=True)
     tadd = tenant.add_parser("add", help="add a tenant")
@@ -124,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             return db_cli.run(args)
         if args.command == "keys":
             return keys_command.run(args)
+        if args.command == "client":
+            return clients_cli.run(args)
         return _manage(args)
     except (ConfigError, KeyFileError) as err:
         print(f"totp-admin: configuration error: {err}", file=sys.stderr)

@@ -40,6 +40,7 @@ KNOWN_KEYS = {
     "loginKnownGoodSeconds",
     "trustedProxies",
     "trustedProxyHeader",
+    "accessTokenSeconds",
 }
 
 
@@ -131,6 +132,8 @@ def load_totp_properties(path: Path) -> TotpSettings:
                                            defaults.login_known_good_seconds, low=0, high=30 * 86400),
         trusted_proxies=_networks(src, "trustedProxies", values.get("trustedProxies", "")),
         trusted_proxy_header=header,
+        access_token_seconds=parse_int(src, "accessTokenSeconds", values.get("accessTokenSeconds"),
+                                       defaults.access_token_seconds, low=1, high=86400),
     )
 
 

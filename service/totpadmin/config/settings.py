@@ -47,6 +47,8 @@ class TotpSettings:
     # Reverse proxies whose forwarding header names the client (core/client_address.py).
     trusted_proxies: tuple[Network, ...] = ()  # trustedProxies
     trusted_proxy_header: str = FORWARDING_HEADERS[0]  # trustedProxyHeader
+    # OAuth2 client credentials (docs/oauth2.md).
+    access_token_seconds: int = 3600  # accessTokenSeconds: lifetime of an access token
 
 
 @dataclass(frozen=True)

@@ -178,3 +178,22 @@ class TotpOffForApplication(TotpAdminError):
 class UnsupportedDeviceType(TotpAdminError):
     def __init__(self):
         super().__init__("deviceType must be TOTP")
+
+
+class UnknownClient(TotpAdminError):
+    """No OAuth2 client of this name in the tenant."""
+
+    def __init__(self, name: str, tenant: str):
+        super().__init__(f"OAuth2 client {name} does not exist in {tenant}")
+
+
+class ClientExists(TotpAdminError):
+    def __init__(self, name: str, tenant: str):
+        super().__init__(f"OAuth2 client {name} already exists in {tenant}")
+
+
+class ScopeRefused(TotpAdminError):
+    """A token request asked for a scope the service does not know or the client was not granted."""
+
+    def __init__(self):
+        super().__init__("The requested scope is unknown or not granted to this client")

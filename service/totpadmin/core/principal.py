@@ -18,6 +18,11 @@ class Principal:
     role: str
 
     @property
+    def audit_name(self) -> str:
+        """Who the audit says called (core.application.Application has the same)."""
+        return self.ref.qualified
+
+    @property
     def is_admin(self) -> bool:
         return self.role == ADMIN
 

@@ -15,7 +15,7 @@ def log_fields(event: AuditEvent) -> dict[str, str]:
     user (the event then names its tenant); a name that did not is client input, kept in the audit
     table, not the log: ``-``."""
     fields = {"request_id": event.request_id, "source": event.source, "caller": event.caller,
-              "operation": event.operation, "target": event.target if event.tenant else "-",
+              "operation": event.operation, "target": event.target if event.tenant and event.target else "-",
               "outcome": event.outcome}
     if event.detail:
         fields["detail"] = event.detail

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from ..core.application import Application
 from ..core.principal import Principal
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ class Caller:
     cache, whether the stored login still matches, checked inside the call's own transaction (one
     transaction per call instead of two); None when the password was just checked."""
 
-    principal: Principal
+    principal: Principal | Application  # a user (HTTP Basic), or an application (OAuth2 token)
     request_id: str = ""
     source: str = ""  # the client address (behind a trusted proxy, the one it names)
     confirm: Callable[[Transaction], bool] | None = None

@@ -15,6 +15,7 @@ from typing import Callable, TypeVar
 
 from ..config.settings import Settings
 from ..core import audit
+from ..core.application import OFF, OPTIONAL, Application
 from ..core.device_challenges import ACTIVATION, AUTHENTICATION, Challenge, auth_hash, new_auth_id
 from ..core.device import Device
 from ..core.devices import Devices, NewDevice
@@ -31,7 +32,6 @@ from .totp import caller_event
 T = TypeVar("T")
 
 TOTP = "TOTP"  # the one deviceType
-REQUIRED, OPTIONAL, OFF = "required", "optional", "off"  # an application's TOTP policy
 
 
 @dataclass(frozen=True)
@@ -189,10 +189,10 @@ class DeviceOperations:
         raise UnknownChallenge()  # its device was removed (the authId would have gone with it)
 
 
-def _application(caller: Caller):
+def _application(caller: Caller) -> Application:
     """The application the caller is; a user or admin (SOAP credentials) is refused."""
     app = caller.principal
-    if not hasattr(app, "client_id"):
+    if not isinstance(app, Application):
         raise NotAuthorized()
     if app.totp_policy == OFF:
         raise TotpOffForApplication()

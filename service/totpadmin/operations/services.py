@@ -8,11 +8,15 @@ from typing import Callable
 from ..config.settings import Settings
 from ..core.audit import AuditEvent
 from ..core.authentication import Authenticator
+from ..core.credential_cache import CredentialCache
+from ..core.passwords import PasswordHasher
 from ..core.enrollment import Enrollment
 from ..core.validation import Validation
 from ..store.database import Database
 from .audit_trail import AuditTrail
+from .application_logins import BearerLogins, ClientLogins
 from .login import PasswordLogins
+from .oauth import OAuthTokens
 from .totp import TotpOperations
 
 
@@ -28,11 +32,21 @@ class Services:
     authenticator: Authenticator
     observe: Callable[[AuditEvent], None] = lambda event: None
     audit_trail: AuditTrail | None = None
+    hasher: PasswordHasher = field(default_factory=PasswordHasher)  # OAuth2 client secrets, as passwords
     operations: TotpOperations = field(init=False, repr=False)
     logins: PasswordLogins = field(init=False, repr=False)  # HTTP Basic logins, refusals audited
+    tokens: OAuthTokens = field(init=False, repr=False)  # OAuth2 access tokens
+    client_logins: ClientLogins = field(init=False, repr=False)  # the token request's client credentials
+    bearer_logins: BearerLogins = field(init=False, repr=False)  # access tokens
 
     def __post_init__(self):
         operations = TotpOperations(self.settings, self.db, self.enrollment, self.validation, self.audit_trail,
                                     self.observe)
         object.__setattr__(self, "operations", operations)
         object.__setattr__(self, "logins", PasswordLogins(self.db, self.authenticator, operations.audit_alone))
+        tokens = OAuthTokens(self.db, self.settings.totp.access_token_seconds, self.audit_trail, self.observe)
+        cache_seconds = self.settings.credential_cache_seconds
+        object.__setattr__(self, "tokens", tokens)
+        object.__setattr__(self, "client_logins", ClientLogins(self.db, self.hasher, CredentialCache(ttl=cache_seconds),
+                                                               operations.audit_alone))
+        object.__setattr__(self, "bearer_logins", BearerLogins(tokens, operations.audit_alone, ttl=cache_seconds))

@@ -165,6 +165,6 @@ class TotpOperations:
 def caller_event(caller: Caller, operation: str, ref: UserRef | None, outcome: str, detail: str = "",
                  raw_target: str | None = None) -> AuditEvent:
     """The audit event of a call by ``caller`` on ``ref`` (or, when it did not parse, ``raw_target``)."""
-    return AuditEvent(request_id=caller.request_id, source=caller.source, caller=caller.principal.ref.qualified,
+    return AuditEvent(request_id=caller.request_id, source=caller.source, caller=caller.principal.audit_name,
                       operation=operation, target=ref.qualified if ref else raw_target,
                       tenant=ref.tenant if ref else None, outcome=outcome, detail=detail)

@@ -14,6 +14,9 @@ class ApiRequest:
     body: bytes = b""
     query: dict[str, list[str]] = field(default_factory=dict)
     credentials: tuple[str, str] | None = None  # from a well-formed Basic Authorization header
+    bearer: str | None = None  # from a well-formed Bearer Authorization header (an access token)
+    authorization_sent: bool = False  # any Authorization header, well-formed or not
+    path_params: dict[str, str] = field(default_factory=dict)  # a JSON route's {name} segments
     peer: str = ""
     request_id: str = ""
 

@@ -22,14 +22,21 @@ from ..core.passwords import PasswordHasher
 from ..core.throttle import LoginThrottle, ThrottlePolicy
 from ..core.validation import Validation
 from ..operations.audit_trail import AuditTrail, BatchedAuditTrail, ImmediateAuditTrail
+from ..operations.application_logins import BearerCredentials, ClientCredentials
+from ..operations.login import PasswordCredentials
 from ..operations.services import Services
+from ..protocols.json.oauth_token import TokenEndpoint
+from ..protocols.json.routes import Route, RouteTable
 from ..store.database import Database
 from ..wiring import bootstrap_admin, open_database
 from . import cpu_affinity, supervisor_pipe, tls
 from .cpu_affinity import UnpinnedThreadPool
 from .database_calls import DatabaseCalls, DatabaseRounds, ThreadPoolCalls
 from .observability import HealthResource, Metrics, ReadyResource, metrics_site
+from .api_resource import InFlight
+from .login_pipeline import LoginPipeline
 from .plain import Directory
+from .rest_resource import RestResource
 from .services_resource import ServicesResource
 from .site import ServiceSite
 
@@ -39,11 +46,20 @@ DRAIN_SECONDS = 10.0
 
 
 class _Root(Directory):
-    """/services/... goes to TOTPAdminService, /health and /ready to the probes; everything else is 404
-    without Twisted's HTML page."""
+    """/services/... goes to TOTPAdminService, /oauth2/... to the JSON APIs, /health and /ready to the
+    probes; everything else is 404 without Twisted's HTML page."""
 
-    def __init__(self, services_resource: ServicesResource, ready: ReadyResource):
-        super().__init__({b"services": services_resource, b"health": HealthResource(), b"ready": ready})
+    def __init__(self, services_resource: ServicesResource, rest_resource: RestResource, ready: ReadyResource):
+        super().__init__({b"services": services_resource, b"health": HealthResource(), b"ready": ready,
+                          **{prefix.encode("ascii"): rest_resource for prefix in REST_PREFIXES}})
+
+
+REST_PREFIXES = ("oauth2",)  # the first path segments of the JSON APIs' routes
+
+
+def json_routes(services: Services) -> RouteTable:
+    """The JSON APIs: (method, path) -> handler (protocols/json/routes.py)."""
+    return RouteTable([Route("POST", "/oauth2/token", TokenEndpoint(services.tokens))])
 
 
 def login_throttle(settings: Settings) -> LoginThrottle:
@@ -76,6 +92,7 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
     db_pool = ThreadPool(minthreads=db.threads, maxthreads=db.threads, name="totp-admin database")
     trail, calls = audit_trail_and_calls(reactor, db, db_pool, metrics)
     services = Services(
+        hasher=hasher,
         settings=settings,
         db=db,
         enrollment=Enrollment(settings.totp, on_lockout=metrics.locked_out),
@@ -91,12 +108,20 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
     for each in (pool, db_pool):
         reactor.callWhenRunning(each.start)
         reactor.addSystemEventTrigger("during", "shutdown", each.stop)
+    # One login pipeline for every protocol: one throttle, one check at a time per credentials.
+    logins = LoginPipeline(reactor, {PasswordCredentials: services.logins, ClientCredentials: services.client_logins,
+                                     BearerCredentials: services.bearer_logins},
+                           calls.run, pool, login_throttle(settings), metrics)
+    clients = ClientAddresses(settings.totp.trusted_proxies, settings.totp.trusted_proxy_header)
+    in_flight = InFlight()
     services_resource = ServicesResource(
-        reactor, calls, pool, Endpoint(services), WsdlDocument(), login_throttle(settings), metrics,
+        calls, logins, Endpoint(services), WsdlDocument(), metrics,
         hide_wsdl=settings.carbon.hide_wsdl, public_host=settings.carbon.host_name, https=settings.https,
-        clients=ClientAddresses(settings.totp.trusted_proxies, settings.totp.trusted_proxy_header),
+        clients=clients, in_flight=in_flight,
     )
-    root = _Root(services_resource, ReadyResource(reactor, pool, db))
+    rest_resource = RestResource(calls, logins, json_routes(services), metrics,
+                                 max_body_bytes=settings.max_body_bytes, clients=clients, in_flight=in_flight)
+    root = _Root(services_resource, rest_resource, ReadyResource(reactor, pool, db))
     return ServiceSite(root, max_body_bytes=settings.max_body_bytes), services_resource
 
 

@@ -1,11 +1,13 @@
-"""Reading credentials from an HTTP request. One kind today: HTTP Basic, giving a username and password
-(``operations/login.py``'s PasswordCredentials). Bearer tokens and session cookies are read here too
-when they come, each into a credentials type of its own with a verifier beside PasswordLogins."""
+"""Reading credentials from an HTTP request: HTTP Basic (a username and password, or an OAuth2 client's
+id and secret) and Bearer (an OAuth2 access token, RFC 6750 2.1). Each becomes a credentials type of
+``operations/`` with its verifier. Sent more than once, the header counts as absent: which one would
+count is ambiguous (a proxy may have checked the other)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 
 def basic_credentials(headers: list[bytes] | None) -> tuple[str, str] | None:
@@ -24,3 +26,19 @@ def basic_credentials(headers: list[bytes] | None) -> tuple[str, str] | None:
     if not sep or not user or not password:
         return None
     return user, password
+
+
+# RFC 6750 2.1: b64token, the characters an access token may have.
+_TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
+MAX_TOKEN = 512
+
+
+def bearer_token(headers: list[bytes] | None) -> str | None:
+    """The token of the ``Authorization: Bearer ...`` header; None if absent, malformed or sent twice."""
+    if not headers or len(headers) != 1:
+        return None
+    scheme, _, token = headers[0].strip().partition(b" ")
+    token = token.strip()
+    if scheme.lower() != b"bearer" or len(token) > MAX_TOKEN or not _TOKEN.fullmatch(token):
+        return None
+    return token.decode("ascii")

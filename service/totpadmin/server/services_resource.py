@@ -3,61 +3,40 @@ precheck, the login pipeline, the call where database work runs, the reply writt
 
 from __future__ import annotations
 
-import logging
 import re
-import time
-import uuid
 from dataclasses import replace
 
 from twisted.internet import defer
-from twisted.python.threadpool import ThreadPool
-from twisted.web import resource, server
+from twisted.web import server
 
-from .. import upstream_fixes
 from ..protocols.soap.endpoint import Endpoint
 from ..protocols.messages import ApiReply, ApiRequest
 from ..protocols.soap.wsdl import WsdlDocument
 from ..core.client_address import ClientAddresses
-from ..core.throttle import USERNAME, LoginThrottle
-from ..operations.login import PasswordCredentials
+from ..core.throttle import USERNAME
+from .api_resource import ApiResource, InFlight
 from .credentials import basic_credentials
 from .database_calls import DatabaseCalls, RowsNotStored
 from .login_pipeline import BAD_CREDENTIALS, THROTTLED, LoginPipeline, Refused
 from .observability import Metrics
-from .plain import SERVER_HEADER
 from .routing import SERVICE, route
 
-log = logging.getLogger("totpadmin.access")
-
-_REASONS = upstream_fixes.missing_reason_phrases()  # e.g. 429 Too Many Requests
 _METADATA_QUERIES = {b"wsdl", b"wsdl2", b"xsd"}
 
 
-class ServicesResource(resource.Resource):
-    isLeaf = True
-
-    def __init__(self, reactor, calls: DatabaseCalls, hash_pool: ThreadPool, endpoint: Endpoint, wsdl: WsdlDocument,
-                 throttle: LoginThrottle, metrics: Metrics, *,
-                 hide_wsdl: bool, public_host: str | None, https: bool,
-                 clients: ClientAddresses = ClientAddresses()):
-        super().__init__()
-        self._reactor = reactor
-        self._calls = calls  # where database work runs: the pool's threads, or SQLite's rounds (database_calls.py)
-        self._logins = LoginPipeline(reactor, {PasswordCredentials: endpoint.logins}, calls.run, hash_pool, throttle,
-                                     metrics)
+class ServicesResource(ApiResource):
+    def __init__(self, calls: DatabaseCalls, logins: LoginPipeline, endpoint: Endpoint, wsdl: WsdlDocument,
+                 metrics: Metrics, *, hide_wsdl: bool, public_host: str | None, https: bool,
+                 clients: ClientAddresses = ClientAddresses(), in_flight: InFlight | None = None):
+        super().__init__(calls, logins, metrics, clients=clients, in_flight=in_flight)
         self._endpoint = endpoint
         self._wsdl = wsdl
-        self._clients = clients
-        self._forwarded = clients.header.encode("ascii")
-        self._metrics = metrics
         self._hide_wsdl = hide_wsdl
         self._public_host = public_host
         self._scheme = "https" if https else "http"
-        self.in_flight = 0
 
     def render(self, request: server.Request):
-        started = time.monotonic()
-        request.setHeader(b"server", SERVER_HEADER)
+        started = self._start(request)
         target = route(request.postpath)
         if target is None or request.method not in (b"GET", b"POST"):
             status = 404 if target is None else 405
@@ -69,7 +48,7 @@ class ServicesResource(resource.Resource):
         if metadata:
             return self._finish(request, self._metadata(request, metadata), started)
 
-        if getattr(request.content, "overflowed", False):
+        if self._overflowed(request):
             return self._finish(request, ApiReply(413, "text/plain; charset=UTF-8", b"Request body too large\n"), started)
 
         api_request = self._api_request(request, target.operation)
@@ -77,14 +56,10 @@ class ServicesResource(resource.Resource):
         if early is not None:
             return self._finish(request, early, started)
 
-        self.in_flight += 1
-        d = self._logins.run(self._endpoint.credentials(api_request), self._endpoint.login_request(api_request),
-                             lambda caller: self._on_database(self._endpoint.handle, api_request, caller))
-        d.addCallback(self._refusal_reply, api_request)
-        d.addErrback(self._internal_error)
-        d.addCallback(lambda reply: self._finish(request, reply, started))
-        d.addBoth(self._done)
-        return server.NOT_DONE_YET
+        return self._logged_in(request, started, self._endpoint.credentials(api_request),
+                               self._endpoint.login_request(api_request),
+                               lambda caller: self._on_database(self._endpoint.handle, api_request, caller),
+                               lambda refused: self._refusal_reply(refused, api_request))
 
     def _on_database(self, function, api_request: ApiRequest, *args) -> defer.Deferred:
         """``function(api_request, *args)`` where database work runs (database_calls.py). A call whose
@@ -93,10 +68,8 @@ class ServicesResource(resource.Resource):
         d.addErrback(self._unstored, api_request)
         return d
 
-    def _refusal_reply(self, result, api_request: ApiRequest) -> ApiReply:
-        """The call's reply, or the answer to a login the pipeline refused."""
-        if not isinstance(result, Refused):
-            return result
+    def _refusal_reply(self, result: Refused, api_request: ApiRequest) -> ApiReply:
+        """The answer to a login the pipeline refused."""
         if result.reason == THROTTLED:
             return _too_many(result)
         if result.reason == BAD_CREDENTIALS:
@@ -108,46 +81,21 @@ class ServicesResource(resource.Resource):
         failure.trap(RowsNotStored)
         return replace(self._endpoint.store_unavailable(api_request, failure.value.cause), authenticated=True)
 
-    def _done(self, result):
-        self.in_flight -= 1
-        return None
-
-    @staticmethod
-    def _internal_error(failure) -> ApiReply:
-        log.error("request failed unexpectedly", exc_info=(failure.type, failure.value, failure.getTracebackObject()))
-        return ApiReply(500, "text/plain; charset=UTF-8", b"Internal server error\n")
-
     def _api_request(self, request: server.Request, operation: str | None) -> ApiRequest:
-        request_id = uuid.uuid4().hex
-        request.setHeader(b"x-request-id", request_id.encode("ascii"))
-        content_type = (request.getHeader(b"content-type") or b"").split(b";", 1)[0].strip().lower()
         query = {}
         if request.method == b"GET":
             query = {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
                      for k, vs in request.args.items()}
-        request.content.seek(0)
-        body = request.content.read()
         return ApiRequest(
             method=request.method.decode("ascii"),
             operation=operation,
-            content_type=content_type.decode("latin-1"),
-            body=body,
+            content_type=self._content_type(request),
+            body=self._body(request),
             query=query,
             credentials=basic_credentials(request.requestHeaders.getRawHeaders(b"authorization")),
             peer=self._client(request),
-            request_id=request_id,
+            request_id=self._request_id(request),
         )
-
-    def _client(self, request: server.Request) -> str:
-        """The client's address: the TCP peer's, or behind a trusted proxy the one its header names
-        (core/client_address.py). Found once per request, for the throttle, the audit and the logs."""
-        client = getattr(request, "totp_client", None)
-        if client is None:
-            peer = getattr(request.getClientAddress(), "host", "")
-            lines = request.requestHeaders.getRawHeaders(self._forwarded) if self._clients.enabled else None
-            client = self._clients.client(peer, [line.decode("latin-1") for line in lines] if lines else None)
-            request.totp_client = client
-        return client
 
     def _metadata(self, request: server.Request, asked: set[bytes]) -> ApiReply:
         if self._hide_wsdl:
@@ -165,25 +113,6 @@ class ServicesResource(resource.Resource):
         elif ":" not in host:
             host = f"{host}:{request.getHost().port}"
         return f"{self._scheme}://{host}"
-
-    def _finish(self, request: server.Request, reply: ApiReply, started: float):
-        if request.finished or request._disconnected:
-            return server.NOT_DONE_YET
-        request.setResponseCode(reply.status, _REASONS.get(reply.status))
-        request.setHeader(b"content-type", reply.content_type.encode("latin-1"))
-        for name, value in reply.headers:
-            request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
-        request.write(reply.body)
-        request.finish()
-        request_id = (request.responseHeaders.getRawHeaders(b"x-request-id") or [b"-"])[0].decode("ascii")
-        elapsed = time.monotonic() - started
-        self._metrics.request_done(reply.status, elapsed)
-        elapsed_ms = round(elapsed * 1000, 1)
-        log.info('%s "%s %s" %d %d %.1fms request=%s', self._client(request) or "-",
-                 request.method.decode("ascii", "replace"), request.path.decode("latin-1"),
-                 reply.status, len(reply.body), elapsed_ms, request_id,
-                 extra={"request_id": request_id, "status": reply.status, "duration_ms": elapsed_ms})
-        return server.NOT_DONE_YET
 
 
 def _too_many(refused: Refused) -> ApiReply:

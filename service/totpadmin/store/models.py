@@ -133,3 +133,30 @@ class DeviceChallenge(Base):
     expires_at: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds
     # Kept after use until the user's next authId, so a second use is told "spent" (410), not "unknown".
     spent: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class OAuthClient(Base):
+    """An application that gets access tokens with the client-credentials grant (docs/oauth2.md)."""
+
+    __tablename__ = "oauth_clients"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)  # public
+    secret_hash: Mapped[str] = mapped_column(String(255))  # Argon2id, as user passwords
+    scopes: Mapped[str] = mapped_column(Text)  # space separated
+    totp_policy: Mapped[str] = mapped_column(String(16), default="required")
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class OAuthToken(Base):
+    """An access token, kept only as its SHA-256: it dies with its client (cascade)."""
+
+    __tablename__ = "oauth_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 hex
+    client_id: Mapped[int] = mapped_column(ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True)
+    scope: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds

@@ -14,6 +14,7 @@ from .accounts import AccountRepository
 from .audit import AuditRepository
 from .device_challenges import ChallengeRepository
 from .engine import READ_ONLY, UNREACHABLE, unavailable, write_refused
+from .oauth import OAuthRepository
 from .statements import CompiledStatements
 from .users import UserRepository
 from .writer_lock import WriterLock
@@ -68,6 +69,11 @@ class Transaction:
         (secrets, recovery codes). SQLite otherwise commits with synchronous=NORMAL (its safety level
         cannot change inside a transaction); other databases sync every commit anyway."""
         self.durable = True
+
+    @property
+    def oauth(self) -> OAuthRepository:
+        """OAuth2 clients and access tokens."""
+        return OAuthRepository(self)
 
     @property
     def accounts(self) -> AccountRepository:

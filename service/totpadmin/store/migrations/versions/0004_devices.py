@@ -5,7 +5,7 @@ Existing enrolments need no row: a user whose claims hold an active secret and w
 row has the primary device "default" (store/accounts.py), so nobody re-enrolls.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
