@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import sys
 
-import qrcode
 import qrcode.image.pure
 import qrcode.image.svg
 
 from ..core import claims
 from ..core.errors import TotpNotEnabled
+from ..core.qr_image import qr_code
 
 FORMATS = ("text", "png", "svg")
 
@@ -32,9 +32,7 @@ def otpauth_url(account) -> str:
 
 
 def render(url: str, fmt: str, out) -> None:
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4)
-    code.add_data(url)
-    code.make(fit=True)
+    code = qr_code(url)
     if fmt == "text":
         code.print_ascii(out=out, invert=True)
         return

@@ -10,11 +10,13 @@ from ..core.audit import AuditEvent
 from ..core.authentication import Authenticator
 from ..core.credential_cache import CredentialCache
 from ..core.passwords import PasswordHasher
+from ..core.devices import Devices
 from ..core.enrollment import Enrollment
 from ..core.validation import Validation
 from ..store.database import Database
 from .audit_trail import AuditTrail
 from .application_logins import BearerLogins, ClientLogins
+from .devices import DeviceOperations
 from .login import PasswordLogins
 from .oauth import OAuthTokens
 from .totp import TotpOperations
@@ -33,7 +35,9 @@ class Services:
     observe: Callable[[AuditEvent], None] = lambda event: None
     audit_trail: AuditTrail | None = None
     hasher: PasswordHasher = field(default_factory=PasswordHasher)  # OAuth2 client secrets, as passwords
+    devices: Devices | None = None  # several devices per user (None: built from enrollment)
     operations: TotpOperations = field(init=False, repr=False)
+    device_operations: DeviceOperations = field(init=False, repr=False)  # the device API's use cases
     logins: PasswordLogins = field(init=False, repr=False)  # HTTP Basic logins, refusals audited
     tokens: OAuthTokens = field(init=False, repr=False)  # OAuth2 access tokens
     client_logins: ClientLogins = field(init=False, repr=False)  # the token request's client credentials
@@ -43,6 +47,9 @@ class Services:
         operations = TotpOperations(self.settings, self.db, self.enrollment, self.validation, self.audit_trail,
                                     self.observe)
         object.__setattr__(self, "operations", operations)
+        devices = self.devices if self.devices is not None else Devices(self.settings.totp, self.enrollment)
+        object.__setattr__(self, "device_operations", DeviceOperations(self.settings, self.db, devices,
+                                                                       self.audit_trail, self.observe))
         object.__setattr__(self, "logins", PasswordLogins(self.db, self.authenticator, operations.audit_alone))
         tokens = OAuthTokens(self.db, self.settings.totp.access_token_seconds, self.audit_trail, self.observe)
         cache_seconds = self.settings.credential_cache_seconds

@@ -17,6 +17,7 @@ from ..config.settings import Settings
 from ..core.authentication import Authenticator
 from ..core.client_address import ClientAddresses
 from ..core.credential_cache import CredentialCache
+from ..core.devices import Devices
 from ..core.enrollment import Enrollment
 from ..core.passwords import PasswordHasher
 from ..core.throttle import LoginThrottle, ThrottlePolicy
@@ -25,6 +26,7 @@ from ..operations.audit_trail import AuditTrail, BatchedAuditTrail, ImmediateAud
 from ..operations.application_logins import BearerCredentials, ClientCredentials
 from ..operations.login import PasswordCredentials
 from ..operations.services import Services
+from ..protocols.json import ciam
 from ..protocols.json.oauth_token import TokenEndpoint
 from ..protocols.json.routes import Route, RouteTable
 from ..store.database import Database
@@ -54,12 +56,13 @@ class _Root(Directory):
                           **{prefix.encode("ascii"): rest_resource for prefix in REST_PREFIXES}})
 
 
-REST_PREFIXES = ("oauth2",)  # the first path segments of the JSON APIs' routes
+REST_PREFIXES = ("oauth2", "ciam-mfa")  # the first path segments of the JSON APIs' routes
 
 
 def json_routes(services: Services) -> RouteTable:
     """The JSON APIs: (method, path) -> handler (protocols/json/routes.py)."""
-    return RouteTable([Route("POST", "/oauth2/token", TokenEndpoint(services.tokens))])
+    return RouteTable([Route("POST", "/oauth2/token", TokenEndpoint(services.tokens)),
+                       *ciam.routes(services.device_operations)])
 
 
 def login_throttle(settings: Settings) -> LoginThrottle:
@@ -91,11 +94,13 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
     hasher = PasswordHasher()
     db_pool = ThreadPool(minthreads=db.threads, maxthreads=db.threads, name="totp-admin database")
     trail, calls = audit_trail_and_calls(reactor, db, db_pool, metrics)
+    enrollment = Enrollment(settings.totp, on_lockout=metrics.locked_out)
     services = Services(
         hasher=hasher,
         settings=settings,
         db=db,
-        enrollment=Enrollment(settings.totp, on_lockout=metrics.locked_out),
+        enrollment=enrollment,
+        devices=Devices(settings.totp, enrollment, on_lockout=metrics.locked_out),
         validation=Validation(settings.totp, on_lockout=metrics.locked_out),
         authenticator=Authenticator(hasher, CredentialCache(ttl=settings.credential_cache_seconds),
                                     email_usernames=settings.carbon.email_usernames),

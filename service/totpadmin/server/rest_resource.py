@@ -1,4 +1,4 @@
-"""The Twisted resource of the JSON APIs (mounted at /oauth2 today; /ciam-mfa next): the route table
+"""The Twisted resource of the JSON APIs (mounted at /oauth2 and /ciam-mfa): the route table
 (protocols/json/routes.py) picks a handler, which reads the request and names its credentials; the
 login pipeline lets them in, and the handler's call runs where database work runs."""
 
@@ -68,8 +68,9 @@ class RestResource(ApiResource):
 
     def _api_request(self, request: server.Request, request_id: str, params: dict[str, str]) -> ApiRequest:
         authorization = request.requestHeaders.getRawHeaders(b"authorization")
+        # The query only: the site leaves form bodies unparsed (site.py), so request.args holds nothing else.
         query = {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
-                 for k, vs in request.args.items()} if request.method == b"GET" else {}
+                 for k, vs in request.args.items()}
         return ApiRequest(
             method=request.method.decode("ascii"),
             operation=None,

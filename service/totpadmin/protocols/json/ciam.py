@@ -1,0 +1,290 @@
+"""The CIAM device API (``/ciam-mfa/v2``, seeds 001 and 002), translated to and from
+operations/devices.py. An application calls with its access token (``mfa:devices`` to manage devices,
+``mfa:authenticate`` for sign-ins) for a user of its own tenant.
+
+Successes answer ``{"status": "SUCCESS", "message", ...}`` as the seeds show; every failure is
+``{"status": "FAILURE", "code", "message"}`` with its HTTP status (:data:`_FAILURES`).
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+from urllib.parse import unquote
+
+from ...core import errors
+from ...core.application import MFA_AUTHENTICATE, MFA_DEVICES
+from ...core.device import Device
+from ...core.qr_image import png
+from ...operations.devices import DeviceOperations
+from ..messages import ApiReply, ApiRequest
+from .bearer import bearer_credentials, scope_missing
+from .body import BadJson, parse_object
+from .replies import NO_STORE, bearer_refused, failure, json_reply
+from .routes import Prepared, Route
+
+BASE = "/ciam-mfa/v2"
+JSON = "application/json"
+MAX_FIELD = 255  # userName and friends; the use cases check names and codes themselves
+
+VALIDATED = "OTP has been validated successfully"
+GET_THE_OTP = "Please get the OTP from registered device to authenticate"
+
+# Domain error -> (HTTP status, code). Anything else a use case raises is a defect: 500, logged.
+_FAILURES: dict[type, tuple[int, str]] = {
+    errors.InvalidUsername: (400, "INVALID_USERNAME"),
+    errors.InvalidTenantDomain: (400, "INVALID_USERNAME"),
+    errors.InvalidDeviceName: (400, "INVALID_DEVICE_NAME"),
+    errors.UnsupportedDeviceType: (400, "UNSUPPORTED_DEVICE_TYPE"),
+    errors.NotAuthorized: (403, "FORBIDDEN"),
+    errors.TotpOffForApplication: (403, "TOTP_OFF"),
+    errors.UnknownTenant: (404, "USER_NOT_FOUND"),
+    errors.UnknownUser: (404, "USER_NOT_FOUND"),
+    errors.UnknownDevice: (404, "DEVICE_NOT_FOUND"),
+    errors.UnknownChallenge: (404, "AUTH_ID_NOT_FOUND"),
+    errors.DeviceNameTaken: (409, "DEVICE_NAME_TAKEN"),
+    errors.TooManyDevices: (409, "TOO_MANY_DEVICES"),
+    errors.DeviceNotPending: (409, "DEVICE_NOT_PENDING"),
+    errors.DeviceNotActive: (409, "DEVICE_NOT_ACTIVE"),
+    errors.FirstDevicePending: (409, "FIRST_DEVICE_PENDING"),
+    errors.EnrollmentRequired: (409, "ENROLLMENT_REQUIRED"),
+    errors.ChallengeGone: (410, "AUTH_ID_EXPIRED"),
+    errors.DevicePendingExpired: (410, "DEVICE_PENDING_EXPIRED"),
+    errors.NoPendingSecret: (410, "DEVICE_PENDING_EXPIRED"),
+    errors.UserLocked: (423, "USER_LOCKED"),
+    errors.SecretUnreadable: (500, "SECRET_UNREADABLE"),
+}
+
+
+def routes(devices: DeviceOperations) -> list[Route]:
+    return [
+        Route("POST", f"{BASE}/devices", _AddDevice(devices)),
+        Route("GET", f"{BASE}/devices", _ListDevices(devices)),
+        Route("POST", f"{BASE}/devices/{{authId}}", _ActivateDevice(devices)),
+        Route("DELETE", f"{BASE}/devices/{{deviceName}}", _RemoveDevice(devices)),
+        Route("POST", f"{BASE}/deviceAuthentications", _StartAuthentication(devices)),
+        Route("POST", f"{BASE}/deviceAuthentications/{{authId}}", _FinishAuthentication(devices)),
+    ]
+
+
+class _BadRequest(Exception):
+    def __init__(self, reply: ApiReply):
+        self.reply = reply
+
+
+class _Handler:
+    """A :class:`~.routes.JsonHandler` of the device API: the bearer token, the JSON body (for a POST)
+    or the query, the scope, the use case, its domain errors as JSON failures."""
+
+    operation = ""
+    scope = MFA_DEVICES
+    fields: tuple[str, ...] = ()  # the body's string fields this call reads (absent ones are None)
+
+    def __init__(self, devices: DeviceOperations):
+        self._devices = devices
+
+    def prepare(self, request: ApiRequest) -> Prepared | ApiReply:
+        credentials = bearer_credentials(request)
+        if isinstance(credentials, ApiReply):
+            return credentials
+        try:
+            data = self.read(request)
+        except _BadRequest as bad:
+            return bad.reply
+        return Prepared(credentials, self.operation, data)
+
+    def read(self, request: ApiRequest) -> dict:
+        """What the call needs from the request (path, query and body)."""
+        data = {name: _path_param(request, name) for name in request.path_params}
+        if request.method == "POST":
+            data.update(_body_fields(request, self.fields))
+        return data
+
+    def handle(self, prepared: Prepared, caller) -> ApiReply:
+        refused = scope_missing(caller.principal, self.scope)
+        if refused is not None:
+            return refused
+        try:
+            return self.call(caller, prepared.data)
+        except errors.TotpAdminError as err:
+            return _failure(err)
+
+    def call(self, caller, data: dict) -> ApiReply:
+        raise NotImplementedError
+
+    def refused(self, prepared: Prepared) -> ApiReply:
+        return bearer_refused()
+
+    def throttled(self, prepared: Prepared, retry_after: int) -> ApiReply:
+        return failure(429, "TOO_MANY_REQUESTS", "Too many failed attempts; try again later",
+                       (("Retry-After", str(retry_after)),))
+
+    def unavailable(self, prepared: Prepared, error) -> ApiReply:
+        return failure(503, "UNAVAILABLE", "The TOTP store is unavailable; try again later", (("Retry-After", "5"),))
+
+
+class _AddDevice(_Handler):
+    operation = "devices.add"
+    fields = ("userName", "deviceType", "deviceName")
+
+    def call(self, caller, data: dict) -> ApiReply:
+        added = self._devices.add_device(caller, _required(data, "userName"), _required(data, "deviceType"),
+                                         _required(data, "deviceName"))
+        uri = added.new.registration_uri
+        return json_reply(201, {
+            "authId": added.auth_id, "status": "SUCCESS",
+            "message": "Scan the QR code with the authenticator app, then validate its OTP to activate the device",
+            "secret": added.new.secret, "registrationUri": uri,
+            "qrCode": base64.b64encode(png(uri)).decode("ascii"),
+        }, NO_STORE + (("Location", f"{BASE}/devices/{added.auth_id}"),))
+
+
+class _ActivateDevice(_Handler):
+    operation = "devices.activate"
+    fields = ("otp",)
+
+    def call(self, caller, data: dict) -> ApiReply:
+        codes = self._devices.activate_device(caller, data["authId"], _required(data, "otp"))
+        if codes is None:
+            return _wrong_otp()
+        document = {"status": "SUCCESS", "message": VALIDATED}
+        if codes:
+            document["recoveryCodes"] = codes  # the user's first device: shown once
+        return json_reply(200, document, NO_STORE)
+
+
+class _ListDevices(_Handler):
+    operation = "devices.list"
+
+    def read(self, request: ApiRequest) -> dict:
+        return {"userName": _query(request, "userName")}
+
+    def call(self, caller, data: dict) -> ApiReply:
+        user = _required(data, "userName")
+        return json_reply(200, {"userName": user, "devices": [_device(d) for d in
+                                                              self._devices.list_devices(caller, user)]})
+
+
+class _RemoveDevice(_Handler):
+    operation = "devices.remove"
+
+    def read(self, request: ApiRequest) -> dict:
+        return {"deviceName": _path_param(request, "deviceName"), "userName": _query(request, "userName")}
+
+    def call(self, caller, data: dict) -> ApiReply:
+        self._devices.remove_device(caller, _required(data, "userName"), data["deviceName"])
+        return ApiReply(204, JSON, b"")
+
+
+class _StartAuthentication(_Handler):
+    operation = "deviceAuthentications.start"
+    scope = MFA_AUTHENTICATE
+    fields = ("userName", "deviceName", "deviceType")
+
+    def call(self, caller, data: dict) -> ApiReply:
+        started = self._devices.start_authentication(caller, _required(data, "userName"), data.get("deviceName"),
+                                                     _required(data, "deviceType"))
+        if started.auth_id is None:
+            return json_reply(200, {"status": "NOT_REQUIRED",
+                                    "message": "The user has no TOTP device and this application does not require "
+                                               "one: go on without a second factor"})
+        return json_reply(201, {"authId": started.auth_id, "status": "SUCCESS", "message": GET_THE_OTP},
+                          (("Location", f"{BASE}/deviceAuthentications/{started.auth_id}"),))
+
+
+class _FinishAuthentication(_Handler):
+    operation = "deviceAuthentications.validate"
+    scope = MFA_AUTHENTICATE
+    fields = ("deviceType", "otp")
+
+    def call(self, caller, data: dict) -> ApiReply:
+        ok = self._devices.finish_authentication(caller, data["authId"], _required(data, "deviceType"),
+                                                 _required(data, "otp"))
+        return json_reply(200, {"status": "SUCCESS", "message": VALIDATED}) if ok else _wrong_otp()
+
+
+# --- reading requests ---
+
+
+def _body_fields(request: ApiRequest, names: tuple[str, ...]) -> dict:
+    if request.content_type != JSON:
+        raise _BadRequest(failure(415, "UNSUPPORTED_MEDIA_TYPE", f"The body must be {JSON}"))
+    try:
+        document = parse_object(request.body)
+    except BadJson as err:
+        raise _BadRequest(failure(400, "INVALID_REQUEST", str(err))) from None
+    data = {}
+    for name in names:
+        value = document.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_FIELD):
+            raise _BadRequest(failure(400, "INVALID_REQUEST", f"{name} must be a string of at most {MAX_FIELD} "
+                                                              "characters"))
+        data[name] = value
+    return data
+
+
+def _query(request: ApiRequest, name: str) -> str | None:
+    values = request.query.get(name) or []
+    if len(values) > 1:
+        raise _BadRequest(failure(400, "INVALID_REQUEST", f"{name} is given more than once"))
+    if values and len(values[0]) > MAX_FIELD:
+        raise _BadRequest(failure(400, "INVALID_REQUEST", f"{name} is longer than {MAX_FIELD} characters"))
+    return values[0] if values else None
+
+
+def _path_param(request: ApiRequest, name: str) -> str:
+    try:
+        value = unquote(request.path_params[name], errors="strict")
+    except UnicodeDecodeError:
+        raise _BadRequest(failure(400, "INVALID_REQUEST", f"{name} is not UTF-8")) from None
+    if len(value) > MAX_FIELD:
+        raise _BadRequest(failure(400, "INVALID_REQUEST", f"{name} is longer than {MAX_FIELD} characters"))
+    return value
+
+
+def _required(data: dict, name: str) -> str:
+    value = data.get(name)
+    if value is None or value == "":
+        raise _Missing(name)
+    return value
+
+
+class _Missing(errors.TotpAdminError):
+    def __init__(self, name: str):
+        super().__init__(f"{name} is missing")
+
+
+# --- writing replies ---
+
+
+def _failure(err: errors.TotpAdminError) -> ApiReply:
+    if isinstance(err, _Missing):
+        return failure(400, "INVALID_REQUEST", str(err))
+    status, code = next((found for kind, found in _FAILURES.items() if isinstance(err, kind)),
+                        (400, "INVALID_REQUEST"))
+    headers: tuple[tuple[str, str], ...] = ()
+    message = str(err)
+    if isinstance(err, errors.ChallengeGone) and err.spent:
+        code = "AUTH_ID_USED"
+    if isinstance(err, errors.UserLocked):
+        until = datetime.fromtimestamp(err.until, timezone.utc)
+        message = f"{message} (locked until {until.isoformat(timespec='seconds')})"
+        retry = max(1, int(err.until - datetime.now(timezone.utc).timestamp()) + 1)
+        headers = (("Retry-After", str(retry)),)
+        return json_reply(status, {"status": "FAILURE", "code": code, "message": message,
+                                   "lockedUntil": until.isoformat(timespec="seconds")}, headers)
+    return failure(status, code, message, headers)
+
+
+def _wrong_otp() -> ApiReply:
+    return failure(401, "INVALID_OTP", "The OTP is not valid")
+
+
+def _device(device: Device) -> dict:
+    return {"deviceName": device.name, "deviceType": "TOTP", "status": "ACTIVE" if device.active else "PENDING",
+            "primary": device.primary, "createdAt": _time(device.created_at), "lastUsedAt": _time(device.last_used_at)}
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.replace(tzinfo=timezone.utc).isoformat(timespec="seconds")
+
