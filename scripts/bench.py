@@ -20,6 +20,10 @@ Scenarios (see BENCHMARKS.md):
   d1, f1  d and f with 1 connection: service time without queueing
   x...  hostile requests (scripts/bench_hostile.py) on the server of (b): 1 MiB bodies, the largest body of
      each costly shape, and shapes at every limit; their CPU per request as a ratio to (b)'s (--only 'b,x*')
+  t  POST /oauth2/token, client credentials by HTTP Basic: access tokens issued per second
+  k  CIAM sign-ins (scripts/bench_ciam.py): POST /ciam-mfa/v2/deviceAuthentications, then its authId with a
+     wrong code, bearer token; server CPU per sign-in (two requests) against (d)'s one validateTOTP
+  k1, m1  k with 1 connection on 10^3 users (k1) and --users users (m1): p50 against each other
 Each: wrk -t1 -cC -dDs after a W s warm-up (--repeat N: N measured runs, the median kept); req/s,
 p50/p99, server CPU (utime+stime of the server and its child processes, from /proc) per request, and the
 ratio to (a). Stores are SQLite in the temporary directory, or schemas of --database-url (PostgreSQL on
@@ -43,9 +47,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import bench_ciam
 import bench_hostile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,6 +221,8 @@ class Scenario:
     expect: int = 200  # the status every answer must have
     expect_text: str = ""  # preflight: the answer must contain this (a hostile request's fault reason)
     chunk_bytes: int = 0  # send body as chunks of this many bytes (Transfer-Encoding: chunked); 0: not chunked
+    flow: str = ""  # "signin": a CIAM sign-in, two requests (scripts/bench_ciam.py); "token": POST /oauth2/token
+    authorization: str | None = None  # the Authorization header, when not the admin's Basic credentials
 
 
 def soap11_init() -> tuple[str, str]:
@@ -241,6 +248,8 @@ def scenarios(small: int, big: int, connections: int) -> list[Scenario]:
     form = "application/x-www-form-urlencoded"
     validate = dict(path=SERVICE + "/validateTOTP", content_type=form, body_pre="username=",
                     body_post=f"&verificationCode={WRONG_CODE}", count_bool=True)
+    signin = dict(path=f"{bench_ciam.CIAM}/deviceAuthentications", content_type="application/json", body_pre="",
+                  body_post="", flow="signin")
     c = connections
     return [
         Scenario("a", "bare twisted.web resource, TLS (ceiling)", "bare", auth=False, connections=c, **soap),
@@ -261,6 +270,14 @@ def scenarios(small: int, big: int, connections: int) -> list[Scenario]:
                  **validate),
         Scenario("f1", f"validateTOTP, {big:,} users, 1 connection", "big", users=(1, big), connections=1,
                  **validate),
+        Scenario("t", "OAuth2 token requests (client credentials, Basic)", "one", path=bench_ciam.TOKEN_PATH,
+                 content_type=form, body_pre="grant_type=client_credentials", body_post="", fixed_user="",
+                 flow="token", connections=c),
+        Scenario("k", f"CIAM sign-in (start + validate), {small:,} users", "one", users=(1, small), connections=c,
+                 **signin),
+        Scenario("k1", f"CIAM sign-in, {small:,} users, 1 connection", "one", users=(1, small), connections=1,
+                 **signin),
+        Scenario("m1", f"CIAM sign-in, {big:,} users, 1 connection", "big", users=(1, big), connections=1, **signin),
         *hostile_scenarios(c),
     ]
 
@@ -275,7 +292,9 @@ def lua_script(sc: Scenario, body_file: Path | None = None) -> str:
         headers["Transfer-Encoding"] = "chunked"
     if sc.soap_action:
         headers["SOAPAction"] = sc.soap_action
-    if sc.auth:
+    if sc.authorization:
+        headers["Authorization"] = sc.authorization
+    elif sc.auth:
         headers["Authorization"] = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
     header_lua = ", ".join(f"[{_lua_str(k)}] = {_lua_str(v)}" for k, v in headers.items())
     first, last = sc.users or (0, 0)
@@ -364,8 +383,12 @@ def preflight(sc: Scenario, server: Server) -> str:
     headers = {"Content-Type": sc.content_type}
     if sc.soap_action:
         headers["SOAPAction"] = sc.soap_action
-    if sc.auth:
+    if sc.authorization:
+        headers["Authorization"] = sc.authorization
+    elif sc.auth:
         headers["Authorization"] = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    if sc.flow == "signin":
+        return preflight_signin(sc, server, headers, user)
     if sc.chunk_bytes:  # encoded here, so that it goes in one write as wrk sends it
         headers["Transfer-Encoding"] = "chunked"
         body = b"".join(b"%x\r\n" % len(body[i:i + sc.chunk_bytes]) + body[i:i + sc.chunk_bytes] + b"\r\n"
@@ -382,6 +405,25 @@ def preflight(sc: Scenario, server: Server) -> str:
             or sc.expect_text not in text + "\n" + (r.getheader("X-Fault-Reason") or ""):
         raise RuntimeError(f"preflight of {sc.key} ({sc.label}): HTTP {r.status}: {text[:300]}")
     return text
+
+
+def preflight_signin(sc: Scenario, server: Server, headers: dict, user: str) -> str:
+    """One sign-in as the Lua script makes it: 201 with an authId, then 401 for the wrong code."""
+    ctx = ssl.create_default_context(cafile=str(server.ca))
+    answers = []
+    for path, body in ((sc.path, {"userName": user, "deviceType": "TOTP"}), (None, None)):
+        if path is None:
+            path, body = f"{sc.path}/{json.loads(answers[0])['authId']}", {"deviceType": "TOTP", "otp": WRONG_CODE}
+        conn = http.client.HTTPSConnection(HOST, server.port, context=ctx, timeout=30)
+        try:
+            conn.request("POST", path, body=json.dumps(body), headers=headers)
+            r = conn.getresponse()
+            answers.append(r.read().decode("utf-8", "replace"))
+        finally:
+            conn.close()
+        if r.status != (201 if len(answers) == 1 else 401):
+            raise RuntimeError(f"preflight of {sc.key} ({sc.label}): HTTP {r.status}: {answers[-1][:300]}")
+    return answers[-1]
 
 
 # --------------------------------------------------------------------------------------------- measuring
@@ -403,6 +445,8 @@ class Result:
     other_cpu_pct: float = 0.0  # of one core: the machine's busy time minus the server's and wrk's
     per_process_cpu_s: list = field(default_factory=list)
     ratio_to_bare: float | None = None
+    cpu_us_per_signin: float = 0.0  # (k...): server CPU over the validations answered
+    profile_files: list = field(default_factory=list)
     answer: str = ""  # hostile scenarios: the status (and reason) every answer had
     body_bytes: int = 0
     wrk: dict = field(default_factory=dict)
@@ -485,17 +529,27 @@ def measure_once(sc: Scenario, server: Server | ServerPair, loads: list[tuple[st
         expected = data["n500" if sc.expect == 500 else "nother"]
         if expected != n:
             problems.append(f"{n - expected} answers other than {sc.expect}")
+    elif sc.flow == "signin":
+        if data["n500"] or data["nother"]:
+            problems.append(f"{data['n500']} HTTP 500, {data['nother']} answers other than 201/401/423")
     elif data["n500"] or data["nother"]:
         problems.append(f"{data['n500']} HTTP 500, {data['nother']} other non-200" if sc.count_bool
                         else f"{data['nother']} non-2xx answers")
     if sc.count_bool:
         problems.append(f"answers: {data['ntrue']} true, {data['nfalse']} false")
+    if sc.flow == "signin":
+        res.cpu_us_per_signin = server_cpu / data["nfalse"] * 1e6 if data["nfalse"] else 0.0
+        problems.append(f"{data['ntrue']} starts, {data['nfalse']} validations, "
+                        f"{res.cpu_us_per_signin:,.0f} µs CPU/sign-in")
     res.note = "; ".join(problems)
     res.ok = n > 0
     if sc.body is not None:
         res.body_bytes = len(sc.body)
         res.answer = f"{sc.expect} {sc.expect_text}".strip()
     return res
+
+
+sc_profile_files: dict[str, list[Path]] = {}  # scenario -> py-spy's collapsed stacks (--profile)
 
 
 def find_py_spy() -> str | None:
@@ -536,6 +590,7 @@ def profile(sc: Scenario, server: Server, loads: list[tuple[str, int]], script: 
     if not written:
         log("--profile: py-spy wrote nothing (needs ptrace permission: root or CAP_SYS_PTRACE)")
         return None
+    sc_profile_files[sc.key] = written
     return summarize_profile(written)
 
 
@@ -834,7 +889,40 @@ def targets(by: dict[str, Result], connections: int) -> list[tuple[str, str, boo
     if ok("d1", "f1"):
         v = by["f1"].p50_ms / by["d1"].p50_ms
         out.append(("  same, 1 connection (service time, no queueing)", f"{v:.2f} x (f1/d1)", v <= 1.2))
+    if ok("k", "d") and by["k"].cpu_us_per_signin:
+        v = by["k"].cpu_us_per_signin / by["d"].cpu_us_per_req
+        out.append(("CIAM sign-in (2 JSON calls, bearer) <= 1.6 x the server CPU of one form validateTOTP",
+                    f"{v:.2f} x ({by['k'].cpu_us_per_signin:,.0f} / {by['d'].cpu_us_per_req:,.0f} µs, k/d)", v <= 1.6))
+    share = bearer_share(sc_profile_files.get("k", []))
+    if share is not None:
+        out.append(("bearer-token check <= 10 % of a CIAM call's server CPU (py-spy samples of k)",
+                    f"{share:.1%}", share <= 0.10))
+    if ok("k1", "m1"):
+        v = by["m1"].p50_ms / by["k1"].p50_ms
+        out.append((f"p50 CIAM sign-in calls at {by['m1'].label.split(', ')[1]} <= 1.2 x at "
+                    f"{by['k1'].label.split(', ')[1]}", f"{v:.2f} x (m1/k1)", v <= 1.2))
+    if ok("t"):
+        out.append(("access tokens issued per second (client credentials, 1 worker)", f"{by['t'].rps:,.0f}/s", "info"))
     return out
+
+
+# What checking a bearer token runs: the cached verdict and its confirmation in the call's transaction
+# (operations/application_logins.py, OAuthTokens.alive), and reading the header.
+_BEARER_FRAMES = ("operations/application_logins.py", "alive (totpadmin/operations/oauth.py", "bearer_token (")
+
+
+def bearer_share(paths: list[Path]) -> float | None:
+    """The share of the profiled samples spent checking bearer tokens; None without a profile."""
+    total = bearer = 0
+    for path in paths:
+        for line in path.read_text(errors="replace").splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not stack:
+                continue
+            total += int(count)
+            if any(mark in stack for mark in _BEARER_FRAMES):
+                bearer += int(count)
+    return bearer / total if total else None
 
 
 def main(argv=None) -> int:
@@ -848,7 +936,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: 3 s per scenario, 1 s warm-up, 10^4 users")
     p.add_argument("--repeat", type=int, default=1,
                    help="measured runs per scenario; the one with the median req/s is reported (default 1)")
-    p.add_argument("--only", help="comma-separated scenario keys (a,b,c,d,e,g,h,bs,es,f,d1,f1, hostile x...; "
+    p.add_argument("--only", help="comma-separated scenario keys (a,b,c,d,e,g,h,bs,es,f,d1,f1,t,k,k1,m1, hostile x...; "
                                   "a trailing * matches a prefix: 'b,x*'); default all")
     p.add_argument("--database-url", type=loopback_url,
                    help="run on this PostgreSQL (127.0.0.1 only) instead of SQLite: each store in a fresh schema, "
@@ -858,7 +946,7 @@ def main(argv=None) -> int:
     p.add_argument("--profile", type=Path, dest="profile_dir",
                    help="after measuring, run scenarios --profile-keys once more under py-spy (Python CPU: --gil); "
                         "collapsed stacks go here, a summary is printed")
-    p.add_argument("--profile-keys", default="b,d,f", help="scenarios to profile (default b,d,f)")
+    p.add_argument("--profile-keys", default="b,d,f,k", help="scenarios to profile (default b,d,f,k)")
     p.add_argument("--cpu-affinity", help="pass --cpu-affinity to totp-admin serve (auto, off or CPUs; default: "
                                            "serve's own default, auto)")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
@@ -898,6 +986,7 @@ def main(argv=None) -> int:
         signal.signal(signum, on_signal)
 
     results: dict[str, Result] = {}
+    clients: dict[str, tuple[str, str]] = {}  # store name -> OAuth2 client (scenarios t, k...)
     seeds = {}
     info = machine()
     started = time.monotonic()
@@ -916,6 +1005,8 @@ def main(argv=None) -> int:
                 else:
                     stores[name] = Store(tmp / name)
                 seeds[name] = seed_store(stores[name], conf, users, cache)
+                if any(sc.flow and sc.server in kinds for sc in chosen):
+                    clients[name] = bench_ciam.add_client(TOTP_ADMIN, stores[name].args())
 
         # Every server runs for the whole measurement (idle ones cost nothing), and with --repeat the
         # scenarios are measured in rounds (a b c ... a b c ...): a change in the machine's background load
@@ -956,8 +1047,17 @@ def main(argv=None) -> int:
             if s.body is not None:
                 body_file = tmp / f"scenario-{s.key}.body"
                 body_file.write_bytes(s.body)
-            script.write_text(lua_script(s, body_file))
             try:
+                client = clients.get("big" if s.server == "big" else "small")
+                if s.flow == "token":
+                    s = replace(s, authorization=bench_ciam.basic(client))
+                if s.flow == "signin":
+                    member = server.members()[0]
+                    token = bench_ciam.access_token(HOST, member.port, member.ca, client)
+                    s = replace(s, authorization=f"Bearer {token}")
+                    script.write_text(bench_ciam.sign_in_lua(token, PREFIX, *s.users, WRONG_CODE))
+                else:
+                    script.write_text(lua_script(s, body_file))
                 for member in server.members():
                     preflight(s, member)
             except (RuntimeError, OSError) as exc:
@@ -977,7 +1077,7 @@ def main(argv=None) -> int:
                 log(f"({s.key}) {s.label}: {opts.warmup:g} s warm-up + {opts.duration:g} s, {s.connections} connections"
                     + (f", round {round_no}/{opts.repeat}" if opts.repeat > 1 else ""))
                 try:
-                    if s.count_bool:
+                    if s.count_bool or s.flow == "signin":
                         reset_failures(store_of[s.server])
                     if opts.warmup > 0:
                         wrk_run(loads, script, opts.warmup)

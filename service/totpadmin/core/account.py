@@ -49,8 +49,9 @@ class Account(Protocol):
 
     # --- devices (core/devices.py): rare, except the read validateTOTP makes after a wrong code ---
 
-    def devices(self) -> list[Device]:
-        """The user's device rows, the primary one first, then by age."""
+    def devices(self, *, dated: bool = False) -> list[Device]:
+        """The user's device rows, the primary one first, then by age; ``dated``: with their dates
+        (else None: the request path needs none)."""
 
     def device_secret(self, device_id: int) -> str:
         """A non-primary device's secret, opened."""
@@ -68,4 +69,7 @@ class Account(Protocol):
     def remove_device(self, device_id: int) -> None: ...
 
     def remove_devices(self) -> None:
-        """Every device of the user (and so their authIds)."""
+        """Every device of the user, and their authIds."""
+
+    def forget_primary_challenges(self) -> None:
+        """The authIds of the primary device that has no row."""

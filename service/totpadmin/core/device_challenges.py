@@ -20,7 +20,7 @@ class Challenge:
     auth_hash: str
     kind: str  # ACTIVATION or AUTHENTICATION
     user_id: int
-    device_id: int
+    device_id: int | None  # None: the primary device of an older enrolment (no row)
     client: str  # the application's client_id
     expires_at: float  # epoch seconds
     spent: bool = False

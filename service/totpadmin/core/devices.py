@@ -3,7 +3,7 @@
 The *primary* device is the one the legacy claims describe (secretkey, verifySecretkey, totpEnabled) and
 the SOAP operations keep acting on; its replay state is the user's. Every other device has its own
 secret and replay state in its row. A user enrolled before devices existed has no row for the primary
-device: it is shown as "default" and given a row the first time one is needed. The lockout stays per
+device: it is shown as "default" and has no row (an authId names it by a NULL device). The lockout stays per
 user: a wrong code for any device counts toward it.
 
 Every device starts *pending* and becomes active only when a code from it is verified (verify before
@@ -57,9 +57,9 @@ class Devices:
     def now(self) -> float:
         return self._checker.now()
 
-    def list(self, account: Account) -> list[Device]:
-        """The user's devices, the primary first, then by age."""
-        rows = account.devices()
+    def list(self, account: Account, *, dated: bool = False) -> list[Device]:
+        """The user's devices, the primary first, then by age; ``dated``: with their dates."""
+        rows = account.devices(dated=dated)
         primary = next((d for d in rows if d.primary), None)
         enabled = is_enabled(account)
         if primary is not None:
@@ -156,18 +156,13 @@ class Devices:
             return
         if device.id is not None:
             account.remove_device(device.id)
+        else:
+            account.forget_primary_challenges()  # they would now name the successor
         self._enrollment.install_secret(account, self._key_text(account, successor))
         state = account.state()
         steps = [s for s in (state.last_step, successor.last_step) if s is not None]
         account.save_state(last_step=max(steps) if steps else None)
         account.update_device(successor.id, primary=True, secret=None, last_step=None)
-
-    def stored(self, account: Account, device: Device) -> Device:
-        """The device with a row (the primary device of an older enrolment gets one now)."""
-        if device.id is not None:
-            return device
-        device_id = account.add_device(device.name, primary=True, secret=None, pending_expires_at=None, active=True)
-        return replace(device, id=device_id)
 
     # --- shared steps ---
 

@@ -79,7 +79,7 @@ class DeviceOperations:
 
     def list_devices(self, caller: Caller, user_name: str) -> list[Device]:
         return self._run(caller, "devices.list", self._by_name(user_name),
-                         lambda transaction, account, app, _: (self._devices.list(account), True))
+                         lambda transaction, account, app, _: (self._devices.list(account, dated=True), True))
 
     def remove_device(self, caller: Caller, user_name: str, device_name: str) -> None:
         def action(transaction, account, app, _):
@@ -100,7 +100,6 @@ class DeviceOperations:
             device = next((d for d in active if d.name == device_name), None) if device_name else active[0]
             if device is None:
                 raise UnknownDevice(device_name)
-            device = self._devices.stored(account, device)
             return StartedAuthentication(self._challenge(transaction, AUTHENTICATION, account, device, app)), True
         return self._run(caller, "deviceAuthentications.start", self._by_name(user_name), action)
 
@@ -182,9 +181,9 @@ class DeviceOperations:
             raise ChallengeGone(spent=challenge.spent)
         return challenge
 
-    def _device(self, account, device_id: int) -> Device:
+    def _device(self, account, device_id: int | None) -> Device:
         for device in self._devices.list(account):
-            if device.id == device_id:
+            if device.id == device_id or (device_id is None and device.primary and device.id is None):
                 return device
         raise UnknownChallenge()  # its device was removed (the authId would have gone with it)
 

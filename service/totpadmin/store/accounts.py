@@ -19,7 +19,7 @@ from ..core.lockout import GuardState
 from ..core.recovery import IssuedCode
 from ..core.secretbox import SecretBox, associated_data
 from ..core.usernames import UserRef
-from .models import Claim, RecoveryCode, Tenant, TotpDevice, TotpState, User, _now
+from .models import Claim, DeviceChallenge, RecoveryCode, Tenant, TotpDevice, TotpState, User, _now
 
 if TYPE_CHECKING:
     from .statements import InTransaction
@@ -31,6 +31,18 @@ _USERS = User.__table__
 _TENANTS = Tenant.__table__
 _CODES = RecoveryCode.__table__
 _DEVICES = TotpDevice.__table__
+_CHALLENGES = DeviceChallenge.__table__
+_DEVICE_ID = bindparam("b_device_id")
+_DEVICES_OF = (select(_DEVICES.c.id, _DEVICES.c.name, _DEVICES.c.is_primary, _DEVICES.c.active,
+                      _DEVICES.c.pending_expires_at, _DEVICES.c.last_step)
+               .where(_DEVICES.c.user_id == bindparam("b_user_id"))
+               .order_by(_DEVICES.c.is_primary.desc(), _DEVICES.c.created_at, _DEVICES.c.id))
+_ONE_DEVICE = (_DEVICES.c.id == _DEVICE_ID, _DEVICES.c.user_id == bindparam("b_user_id"))
+_DEVICE_SECRET = select(_DEVICES.c.name, _DEVICES.c.secret, _DEVICES.c.key_id).where(*_ONE_DEVICE)
+_DEVICE_USED = update(_DEVICES).where(*_ONE_DEVICE).values(last_used_at=bindparam("b_now"))
+_CLAIM_DEVICE_STEP = update(_DEVICES).where(
+    *_ONE_DEVICE, or_(_DEVICES.c.last_step.is_(None), _DEVICES.c.last_step < bindparam("b_step"))
+).values(last_step=bindparam("b_step"))
 _DEVICE_COLUMNS = {"active": "active", "primary": "is_primary", "secret": "secret", "last_step": "last_step",
                    "pending_expires_at": "pending_expires_at", "last_used_at": "last_used_at"}
 
@@ -201,20 +213,24 @@ class StoredAccount:
 
 
     # --- devices (core/devices.py) ---
-    # Rare (the device API, and validateTOTP after a wrong code): through SQLAlchemy's execution layer.
+    # A sign-in reads the device rows and may write one (the hot statements below run on the driver's
+    # cursor); adding and listing devices are rare and go through SQLAlchemy's execution layer.
 
-    def devices(self) -> list[Device]:
-        d = _DEVICES.c
-        rows = self._transaction.connection.execute(
-            select(d.id, d.name, d.is_primary, d.active, d.created_at, d.last_used_at, d.pending_expires_at,
-                   d.last_step).where(d.user_id == self.user_id).order_by(d.is_primary.desc(), d.created_at, d.id))
-        return [Device(*row) for row in rows]
+    def devices(self, *, dated: bool = False) -> list[Device]:
+        if dated:
+            d = _DEVICES.c
+            rows = self._transaction.connection.execute(
+                select(d.id, d.name, d.is_primary, d.active, d.created_at, d.last_used_at, d.pending_expires_at,
+                       d.last_step).where(d.user_id == self.user_id).order_by(d.is_primary.desc(), d.created_at, d.id))
+            return [Device(*row) for row in rows]
+        rows = self._transaction.fetch(_DEVICES_OF, {"b_user_id": self.user_id})
+        return [Device(id=id_, name=name, primary=bool(primary), active=bool(active), pending_expires_at=pending,
+                       last_step=last_step) for id_, name, primary, active, pending, last_step in rows]
 
     def device_secret(self, device_id: int) -> str:
-        d = _DEVICES.c
-        row = self._transaction.connection.execute(
-            select(d.name, d.secret, d.key_id).where(d.id == device_id, d.user_id == self.user_id)).one()
-        return self._secrets.open(row.key_id, row.secret, self._aad(_device_uri(row.name)))
+        name, secret, key_id = self._transaction.fetch(_DEVICE_SECRET, {"b_user_id": self.user_id,
+                                                                        "b_device_id": device_id})[0]
+        return self._secrets.open(key_id, secret, self._aad(_device_uri(name)))
 
     def add_device(self, name: str, *, primary: bool, secret: str | None, pending_expires_at: float | None,
                    active: bool = False) -> int:
@@ -233,6 +249,10 @@ class StoredAccount:
             raise ValueError(f"unknown device fields {sorted(unknown)}")
         if changes.get("secret", None) is not None:
             raise ValueError("a device's secret is only ever cleared")
+        if set(changes) == {"last_used_at"}:  # every sign-in
+            self._transaction.change(_DEVICE_USED, {"b_user_id": self.user_id, "b_device_id": device_id,
+                                                    "b_now": changes["last_used_at"]})
+            return
         values = {_DEVICE_COLUMNS[name]: value for name, value in changes.items()}
         if "secret" in changes:
             values["key_id"] = None
@@ -241,12 +261,11 @@ class StoredAccount:
             update(_DEVICES).where(_DEVICES.c.id == device_id, _DEVICES.c.user_id == self.user_id).values(**values))
 
     def claim_device_step(self, device_id: int, step: int) -> bool:
-        d = _DEVICES.c
-        result = self._transaction.connection.execute(
-            update(_DEVICES).where(d.id == device_id, d.user_id == self.user_id,
-                                   or_(d.last_step.is_(None), d.last_step < step)).values(last_step=step))
-        self._transaction.make_durable()  # a used code must stay used
-        return result.rowcount == 1
+        claimed = self._transaction.change(_CLAIM_DEVICE_STEP, {"b_user_id": self.user_id, "b_device_id": device_id,
+                                                                "b_step": step}) == 1
+        if claimed:
+            self._transaction.make_durable()  # a used code must stay used
+        return claimed
 
     def remove_device(self, device_id: int) -> None:
         self._transaction.make_durable()
@@ -254,9 +273,15 @@ class StoredAccount:
             delete(_DEVICES).where(_DEVICES.c.id == device_id, _DEVICES.c.user_id == self.user_id))
 
     def remove_devices(self) -> None:
-        result = self._transaction.connection.execute(delete(_DEVICES).where(_DEVICES.c.user_id == self.user_id))
-        if result.rowcount:
+        conn = self._transaction.connection
+        removed = conn.execute(delete(_DEVICES).where(_DEVICES.c.user_id == self.user_id)).rowcount
+        removed += conn.execute(delete(_CHALLENGES).where(_CHALLENGES.c.user_id == self.user_id)).rowcount
+        if removed:
             self._transaction.make_durable()
+
+    def forget_primary_challenges(self) -> None:
+        self._transaction.connection.execute(delete(_CHALLENGES).where(_CHALLENGES.c.user_id == self.user_id,
+                                                                       _CHALLENGES.c.device_id.is_(None)))
 
 
 def _device_uri(name: str) -> str:

@@ -1,10 +1,11 @@
-"""The authIds of the device API (core/device_challenges.py), stored as their SHA-256 only."""
+"""The authIds of the device API (core/device_challenges.py), stored as their SHA-256 only. Every sign-in
+adds one and reads one: statements built once, run on the driver's cursor (store/statements.py)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from ..core.device_challenges import KEPT_SECONDS, Challenge
 from .models import DeviceChallenge
@@ -13,6 +14,14 @@ if TYPE_CHECKING:
     from .statements import InTransaction
 
 _CHALLENGES = DeviceChallenge.__table__
+_C = _CHALLENGES.c
+_HASH = bindparam("b_hash")
+_PURGE = delete(_CHALLENGES).where(_C.user_id == bindparam("b_user_id"), _C.expires_at < bindparam("b_before"))
+_INSERT = insert(_CHALLENGES).values(auth_hash=_HASH, kind=bindparam("b_kind"), user_id=bindparam("b_user_id"),
+                                     device_id=bindparam("b_device_id"), client=bindparam("b_client"),
+                                     expires_at=bindparam("b_expires_at"), spent=bindparam("b_spent"))
+_FIND = select(_C.kind, _C.user_id, _C.device_id, _C.client, _C.expires_at, _C.spent).where(_C.auth_hash == _HASH)
+_SPEND = update(_CHALLENGES).where(_C.auth_hash == _HASH, _C.spent == bindparam("b_was")).values(spent=bindparam("b_spent"))
 
 
 class ChallengeRepository:
@@ -20,29 +29,24 @@ class ChallengeRepository:
         self._transaction = transaction
 
     def add(self, challenge: Challenge) -> None:
-        """Store a new authId; the user's authIds that expired over KEPT_SECONDS ago are deleted first
-        (the table stays small)."""
-        c = _CHALLENGES.c
-        conn = self._transaction.connection
-        conn.execute(delete(_CHALLENGES).where(c.user_id == challenge.user_id,
-                                               c.expires_at < challenge.issued_at - KEPT_SECONDS))
-        conn.execute(insert(_CHALLENGES).values(
-            auth_hash=challenge.auth_hash, kind=challenge.kind, user_id=challenge.user_id,
-            device_id=challenge.device_id, client=challenge.client, expires_at=challenge.expires_at, spent=False))
+        """Store a new authId; the user's authIds that expired over KEPT_SECONDS ago go first (the table
+        stays small)."""
+        self._transaction.change(_PURGE, {"b_user_id": challenge.user_id,
+                                          "b_before": challenge.issued_at - KEPT_SECONDS})
+        self._transaction.change(_INSERT, {"b_hash": challenge.auth_hash, "b_kind": challenge.kind,
+                                           "b_user_id": challenge.user_id, "b_device_id": challenge.device_id,
+                                           "b_client": challenge.client, "b_expires_at": challenge.expires_at,
+                                           "b_spent": False})
 
-    def find(self, auth_hash: str, *, for_update: bool = True) -> Challenge | None:
-        c = _CHALLENGES.c
-        query = select(c.auth_hash, c.kind, c.user_id, c.device_id, c.client, c.expires_at, c.spent).where(
-            c.auth_hash == auth_hash)
-        row = self._transaction.connection.execute(query.with_for_update() if for_update else query).first()
-        if row is None:
+    def find(self, auth_hash: str) -> Challenge | None:
+        rows = self._transaction.fetch(_FIND, {"b_hash": auth_hash})
+        if not rows:
             return None
-        return Challenge(auth_hash=row.auth_hash, kind=row.kind, user_id=row.user_id, device_id=row.device_id,
-                         client=row.client, expires_at=row.expires_at, spent=row.spent)
+        kind, user_id, device_id, client, expires_at, spent = rows[0]
+        return Challenge(auth_hash=auth_hash, kind=kind, user_id=user_id, device_id=device_id, client=client,
+                         expires_at=expires_at, spent=bool(spent))
 
     def spend(self, auth_hash: str) -> bool:
-        """Mark it used; False if it already was (a concurrent call used it first)."""
-        c = _CHALLENGES.c
-        result = self._transaction.connection.execute(
-            update(_CHALLENGES).where(c.auth_hash == auth_hash, c.spent.is_(False)).values(spent=True))
-        return result.rowcount == 1
+        """Mark it used; False if it already was (a concurrent call used it first: the conditional
+        UPDATE lets only one succeed)."""
+        return self._transaction.change(_SPEND, {"b_hash": auth_hash, "b_was": False, "b_spent": True}) == 1

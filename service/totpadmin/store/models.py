@@ -128,7 +128,8 @@ class DeviceChallenge(Base):
     auth_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # "activation" or "authentication"
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    device_id: Mapped[int] = mapped_column(ForeignKey("totp_devices.id", ondelete="CASCADE"), index=True)
+    # NULL: the primary device of an enrolment older than devices, which has no row (core/devices.py).
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("totp_devices.id", ondelete="CASCADE"), index=True)
     client: Mapped[str] = mapped_column(String(64))  # the application's client_id
     expires_at: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds
     # Kept after use until the user's next authId, so a second use is told "spent" (410), not "unknown".

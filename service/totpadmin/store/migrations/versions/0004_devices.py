@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.Column("auth_hash", sa.String(64), primary_key=True),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("user_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("device_id", sa.Integer(), sa.ForeignKey("totp_devices.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("device_id", sa.Integer(), sa.ForeignKey("totp_devices.id", ondelete="CASCADE"), nullable=True),
         sa.Column("client", sa.String(64), nullable=False),
         sa.Column("expires_at", sa.Float(), nullable=False),
         sa.Column("spent", sa.Boolean(), nullable=False),
