@@ -136,4 +136,5 @@ class Enrollment:
 
 
 def is_enabled(account: Account) -> bool:
-    return bool(account.get(claims.SECRET_KEY)) and account.get(claims.TOTP_ENABLED) == "true"
+    """An active secret is stored and totpEnabled says true (the secret is not decrypted to know it)."""
+    return bool(account.stored(claims.SECRET_KEY)) and account.get(claims.TOTP_ENABLED) == "true"

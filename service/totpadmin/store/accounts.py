@@ -68,8 +68,9 @@ _CLAIM_STEP = update(_STATE).where(
 _ACCOUNT = (select(_USERS.c.id, _USERS.c.tenant_id).join(_TENANTS, _TENANTS.c.id == _USERS.c.tenant_id)
             .where(_TENANTS.c.domain == bindparam("b_tenant"), _USERS.c.username == bindparam("b_name")))
 _LOCKED_ACCOUNT = _ACCOUNT.with_for_update(of=_USERS)
-_ACCOUNT_BY_ID = (select(_TENANTS.c.domain, _USERS.c.username).join(_TENANTS, _TENANTS.c.id == _USERS.c.tenant_id)
-                  .where(_USERS.c.id == _USER_ID))
+_ACCOUNT_BY_ID = (select(_USERS.c.tenant_id, _TENANTS.c.domain, _USERS.c.username)
+                  .join(_TENANTS, _TENANTS.c.id == _USERS.c.tenant_id).where(_USERS.c.id == _USER_ID))
+_LOCKED_ACCOUNT_BY_ID = _ACCOUNT_BY_ID.with_for_update(of=_USERS)
 _TENANT_ID = select(_TENANTS.c.id).where(_TENANTS.c.domain == bindparam("b_tenant"))
 
 
@@ -313,8 +314,9 @@ class AccountRepository:
     def find_by_id(self, user_id: int, *, for_update: bool = True) -> StoredAccount:
         """The account of the user with this id (an authId names its user so); :class:`UnknownUser` if
         the user is gone."""
-        rows = self._transaction.fetch(_ACCOUNT_BY_ID, {"b_user_id": user_id})
+        rows = self._transaction.fetch(_LOCKED_ACCOUNT_BY_ID if for_update else _ACCOUNT_BY_ID,
+                                       {"b_user_id": user_id})
         if not rows:
             raise UnknownUser(str(user_id))
-        tenant, name = rows[0]
-        return self.find(UserRef(tenant, name), for_update=for_update)
+        tenant_id, tenant, name = rows[0]
+        return StoredAccount(self._transaction, self._box, user_id, tenant_id, UserRef(tenant, name))
