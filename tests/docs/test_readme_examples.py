@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 
 import pyotp
@@ -89,3 +90,40 @@ def test_verifying_and_enrolling_examples_work_as_written(make_server):
         else:  # validateTOTP, isTOTPEnabled, unlockTOTP
             assert answer == ["true"], (line, answer)
     assert ran == documented, "every operation of the section's table has its example"
+
+
+DEVICE_SECTION = "### Applications: the CIAM device API"
+FIRST_OTP, LATER_OTP = "523471", "654321"  # the section's placeholders
+OTP_IN_QUOTES = "'\"$(code {})\"'"  # the placeholders stand inside '...': end the quote, expand, reopen
+
+
+def test_the_device_api_examples_work_as_written(make_server):
+    """The section's block as one bash script, with only the address, the client's credentials and the
+    two placeholder codes replaced (each by the code the app would show, computed from the registration
+    URI the script printed)."""
+    srv = make_server()
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index(DEVICE_SECTION):]
+    start = section.index("```sh\n") + len("```sh\n")
+    block = section[start:section.index("\n```", start)]
+    client = dict(line.split(": ", 1) for line in srv.cli("client", "add", "shop", "--tenant", "carbon.super")
+                  .stdout.splitlines() if ": " in line)
+    prelude = (f'PY={sys.executable}\n'
+               'code() { "$PY" -c "import pyotp, sys, time; from urllib.parse import urlsplit, parse_qs; '
+               "s = parse_qs(urlsplit(sys.argv[1]).query)['secret'][0]; "
+               'print(pyotp.TOTP(s).at(time.time() + int(sys.argv[2])))" '
+               '"$(echo "$DEVICE" | json registrationUri)" "$1"; }\n')
+    script = prelude + block.replace(".venv/bin/totp-admin", str(TOTP_ADMIN)) \
+        .replace("localhost:9443", f"localhost:{srv.port}") \
+        .replace(FIRST_OTP, OTP_IN_QUOTES.format(0)).replace(LATER_OTP, OTP_IN_QUOTES.format(30))
+    env = {**os.environ, "TOTP_DATA_DIR": str(srv.data_dir), "TOTP_DATABASE_URL": srv.database.url,
+           "CLIENT_ID": client["client_id"], "CLIENT_SECRET": client["client_secret"]}
+    r = subprocess.run(["bash", "-e", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    out = r.stdout  # JSON answers end without a newline: they run together
+    assert "\notpauth://totp/carbon.super:demouser?secret=" in out, out
+    assert out.count('{"status":"SUCCESS","message":"OTP has been validated successfully"') == 2, out
+    listing = out[out.index('{"userName":"demouser","devices":'):]
+    listing = listing[:listing.index("]}") + 2]
+    assert '"deviceName":"Mydevice"' in listing and '"status":"ACTIVE"' in listing and "secret" not in listing
+    assert srv.database.query("SELECT count(*) FROM totp_devices") == [(0,)], "the DELETE removed it"
