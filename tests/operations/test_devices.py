@@ -17,7 +17,7 @@ from totpadmin.core import keyring
 from totpadmin.core.application import SCOPES, Application
 from totpadmin.core.devices import Devices
 from totpadmin.core.enrollment import Enrollment
-from totpadmin.core.errors import (ChallengeGone, DeviceNameTaken, DeviceNotPending, EnrollmentRequired,
+from totpadmin.core.errors import (ChallengeGone, DeviceNameTaken, DeviceNotActive, DeviceNotPending, EnrollmentRequired,
                                    FirstDevicePending, InvalidDeviceName, NotAuthorized, TooManyDevices,
                                    TotpOffForApplication, UnknownChallenge, UnknownDevice, UnknownUser, UserLocked)
 from totpadmin.core.principal import ADMIN, USER, Principal
@@ -284,3 +284,13 @@ def test_enrolments_of_a_store_from_before_devices_keep_working_after_the_upgrad
 
     assert [(d.name, d.active) for d in world.devices.list_devices(app(), "alice")] == [("default", True)]
     assert world.soap.validate_totp(admin(db), f"alice@{TENANT}", totp.at(world.clock.now)) is True
+
+
+def test_a_sign_in_names_an_active_device(world):
+    enroll(world, "alice", "phone")
+    world.devices.add_device(app(), "alice", "TOTP", "tablet")
+    with pytest.raises(DeviceNotActive):
+        world.devices.start_authentication(app(), "alice", "tablet", "TOTP")
+    with pytest.raises(UnknownDevice):
+        world.devices.start_authentication(app(), "alice", "watch", "TOTP")
+    assert world.devices.start_authentication(app(), "alice", None, "TOTP").auth_id

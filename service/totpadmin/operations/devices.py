@@ -19,7 +19,7 @@ from ..core.application import OFF, OPTIONAL, Application
 from ..core.device_challenges import ACTIVATION, AUTHENTICATION, Challenge, auth_hash, new_auth_id
 from ..core.device import Device
 from ..core.devices import Devices, NewDevice
-from ..core.errors import (ChallengeGone, EnrollmentRequired, NotAuthorized, TotpAdminError, TotpOffForApplication,
+from ..core.errors import (ChallengeGone, DeviceNotActive, EnrollmentRequired, NotAuthorized, TotpAdminError, TotpOffForApplication,
                            UnknownChallenge, UnknownDevice, UnsupportedDeviceType)
 from ..core.usernames import SUPER_TENANT, UserRef, parse_username
 from ..store.database import Database
@@ -92,14 +92,20 @@ class DeviceOperations:
         _check_type(device_type)
 
         def action(transaction, account, app, _):
-            active = [d for d in self._devices.list(account) if d.active]
+            devices = self._devices.list(account)
+            active = [d for d in devices if d.active]
             if not active:
                 if app.totp_policy == OPTIONAL:
                     return StartedAuthentication(None), True
                 raise EnrollmentRequired()
-            device = next((d for d in active if d.name == device_name), None) if device_name else active[0]
-            if device is None:
-                raise UnknownDevice(device_name)
+            if not device_name:
+                device = active[0]  # the primary device, when it is active
+            else:
+                device = next((d for d in devices if d.name == device_name), None)
+                if device is None:
+                    raise UnknownDevice(device_name)
+                if not device.active:
+                    raise DeviceNotActive()
             return StartedAuthentication(self._challenge(transaction, AUTHENTICATION, account, device, app)), True
         return self._run(caller, "deviceAuthentications.start", self._by_name(user_name), action)
 
