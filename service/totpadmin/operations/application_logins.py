@@ -44,7 +44,8 @@ class ClientCredentials:
         return f"client_id:{self.client_id}"
 
     @property
-    def _cache_name(self) -> str:
+    def cache_name(self) -> str:
+        """The name its credential-cache entry is kept under."""
         return "\x00client\x00" + self.client_id  # never equal to a username's entry
 
 
@@ -71,16 +72,16 @@ class ClientLogins:
         self._record = record
 
     def key(self, credentials: ClientCredentials) -> bytes:
-        return self._cache.fingerprint(credentials._cache_name, credentials.client_secret)
+        return self._cache.fingerprint(credentials.cache_name, credentials.client_secret)
 
     def state(self, credentials: ClientCredentials) -> CacheState:
-        hit = self._cache.get(credentials._cache_name, credentials.client_secret)
+        hit = self._cache.get(credentials.cache_name, credentials.client_secret)
         if hit is None or hit.principal is None:
             return CacheState.MISSING
         return CacheState.RENEWAL_DUE if self._cache.renewal_due(hit) else CacheState.CACHED
 
     def cached(self, credentials: ClientCredentials, request: Request) -> Caller | None:
-        hit = self._cache.get(credentials._cache_name, credentials.client_secret)
+        hit = self._cache.get(credentials.cache_name, credentials.client_secret)
         if hit is None or hit.principal is None:
             return None
 
@@ -105,7 +106,7 @@ class ClientLogins:
         if not self._hasher.verify(found.secret_hash, credentials.client_secret):
             return None
         application = found.application()
-        self._cache.put(credentials._cache_name, credentials.client_secret, found.id, found.secret_hash,
+        self._cache.put(credentials.cache_name, credentials.client_secret, found.id, found.secret_hash,
                         principal=application)
         return application
 
@@ -113,7 +114,7 @@ class ClientLogins:
         self._record(_refusal(credentials, request))
 
     def forget(self, credentials: ClientCredentials) -> None:
-        self._cache.discard(credentials._cache_name, credentials.client_secret)
+        self._cache.discard(credentials.cache_name, credentials.client_secret)
 
 
 class BearerLogins:

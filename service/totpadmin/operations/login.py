@@ -4,8 +4,8 @@ the audit of a refusal (database). ``server/login_pipeline.py`` runs them for ev
 its own thread; :meth:`PasswordLogins.login` runs them one after the other on the caller's thread.
 
 A credential kind is a type of credentials and a verifier for it (the :class:`Verifier` interface).
-HTTP Basic gives :class:`PasswordCredentials`, checked by :class:`PasswordLogins`; bearer tokens and
-session cookies add a kind of their own next to it.
+HTTP Basic gives :class:`PasswordCredentials`, checked by :class:`PasswordLogins`; OAuth2's client
+credentials and bearer tokens are the kinds of ``application_logins.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from ..core import audit
+from ..core.application import Application
 from ..core.authentication import Authenticator, CacheState, LoginRecord
 from ..core.errors import AuthenticationFailed
 from ..core.principal import Principal
@@ -54,7 +55,7 @@ class Verifier(Protocol):
 
     def find(self, credentials) -> object: ...
 
-    def check(self, credentials, found) -> Principal | None: ...
+    def check(self, credentials, found) -> Principal | Application | None: ...
 
     def refuse(self, credentials, request: Request) -> None: ...
 

@@ -94,6 +94,16 @@ class ApiResource(resource.Resource):
         return request.content.read()
 
     @staticmethod
+    def _query(request: server.Request, *, any_method: bool = False) -> dict[str, list[str]]:
+        """A GET's query parameters (decoded leniently: the protocol checks them); none for other methods
+        unless ``any_method`` (a JSON API's DELETE names its user in the query). The site leaves form
+        bodies unparsed (site.py), so request.args never holds a body's fields."""
+        if request.method != b"GET" and not any_method:
+            return {}
+        return {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
+                for k, vs in request.args.items()}
+
+    @staticmethod
     def _content_type(request: server.Request) -> str:
         """The media type only, lower case; "" when absent."""
         return (request.getHeader(b"content-type") or b"").split(b";", 1)[0].strip().lower().decode("latin-1")

@@ -51,12 +51,10 @@ class _Root(Directory):
     """/services/... goes to TOTPAdminService, /oauth2/... to the JSON APIs, /health and /ready to the
     probes; everything else is 404 without Twisted's HTML page."""
 
-    def __init__(self, services_resource: ServicesResource, rest_resource: RestResource, ready: ReadyResource):
+    def __init__(self, services_resource: ServicesResource, rest_resource: RestResource, rest_prefixes: set[str],
+                 ready: ReadyResource):
         super().__init__({b"services": services_resource, b"health": HealthResource(), b"ready": ready,
-                          **{prefix.encode("ascii"): rest_resource for prefix in REST_PREFIXES}})
-
-
-REST_PREFIXES = ("oauth2", "ciam-mfa")  # the first path segments of the JSON APIs' routes
+                          **{prefix.encode("ascii"): rest_resource for prefix in sorted(rest_prefixes)}})
 
 
 def json_routes(services: Services) -> RouteTable:
@@ -124,9 +122,10 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
         hide_wsdl=settings.carbon.hide_wsdl, public_host=settings.carbon.host_name, https=settings.https,
         clients=clients, in_flight=in_flight,
     )
-    rest_resource = RestResource(calls, logins, json_routes(services), metrics,
+    routes = json_routes(services)
+    rest_resource = RestResource(calls, logins, routes, metrics,
                                  max_body_bytes=settings.max_body_bytes, clients=clients, in_flight=in_flight)
-    root = _Root(services_resource, rest_resource, ReadyResource(reactor, pool, db))
+    root = _Root(services_resource, rest_resource, routes.prefixes, ReadyResource(reactor, pool, db))
     return ServiceSite(root, max_body_bytes=settings.max_body_bytes), services_resource
 
 

@@ -68,15 +68,12 @@ class RestResource(ApiResource):
 
     def _api_request(self, request: server.Request, request_id: str, params: dict[str, str]) -> ApiRequest:
         authorization = request.requestHeaders.getRawHeaders(b"authorization")
-        # The query only: the site leaves form bodies unparsed (site.py), so request.args holds nothing else.
-        query = {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
-                 for k, vs in request.args.items()}
         return ApiRequest(
             method=request.method.decode("ascii"),
             operation=None,
             content_type=self._content_type(request),
             body=self._body(request),
-            query=query,
+            query=self._query(request, any_method=True),
             credentials=basic_credentials(authorization),
             bearer=bearer_token(authorization),
             authorization_sent=bool(authorization),

@@ -82,16 +82,12 @@ class ServicesResource(ApiResource):
         return replace(self._endpoint.store_unavailable(api_request, failure.value.cause), authenticated=True)
 
     def _api_request(self, request: server.Request, operation: str | None) -> ApiRequest:
-        query = {}
-        if request.method == b"GET":
-            query = {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
-                     for k, vs in request.args.items()}
         return ApiRequest(
             method=request.method.decode("ascii"),
             operation=operation,
             content_type=self._content_type(request),
             body=self._body(request),
-            query=query,
+            query=self._query(request),
             credentials=basic_credentials(request.requestHeaders.getRawHeaders(b"authorization")),
             peer=self._client(request),
             request_id=self._request_id(request),
