@@ -294,3 +294,22 @@ def test_a_sign_in_names_an_active_device(world):
     with pytest.raises(UnknownDevice):
         world.devices.start_authentication(app(), "alice", "watch", "TOTP")
     assert world.devices.start_authentication(app(), "alice", None, "TOTP").auth_id
+
+
+def test_long_expired_authids_are_deleted_now_and_then(world):
+    from totpadmin.core.device_challenges import KEPT_SECONDS, Challenge, auth_hash
+    from totpadmin.operations.devices import PURGE_EVERY
+
+    enroll(world, "alice", "phone")
+    old = Challenge(auth_hash=auth_hash("old"), kind="authentication", user_id=2, device_id=None, client="x",
+                    expires_at=world.clock.now - KEPT_SECONDS - 1, issued_at=world.clock.now - KEPT_SECONDS - 301)
+    with world.db.transaction() as transaction:
+        transaction.challenges.add(old)
+    count = "SELECT count(*) FROM device_challenges"
+    with world.db.transaction(read_only=True) as transaction:
+        before = transaction.connection.exec_driver_sql(count).scalar()
+    for _ in range(PURGE_EVERY):  # the enrolment's authId was the first of this process: the purge comes again
+        world.devices.start_authentication(app(), "alice", "phone", "TOTP")
+    with world.db.transaction(read_only=True) as transaction:
+        assert transaction.challenges.find(old.auth_hash) is None
+        assert transaction.connection.exec_driver_sql(count).scalar() == before - 1 + PURGE_EVERY

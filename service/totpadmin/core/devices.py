@@ -73,6 +73,14 @@ class Devices:
         others = [d for d in rows if not d.primary]
         return ([primary] if primary else []) + others
 
+    def rowless_primary(self, account: Account) -> Device:
+        """The primary device of an enrolment older than devices (an authId names it by no row), as
+        :meth:`list` shows it, without reading the device rows. :class:`UnknownDevice` once TOTP was
+        reset (and so the authId's device is gone)."""
+        if not is_enabled(account):
+            raise UnknownDevice(DEFAULT_NAME)
+        return Device(id=None, name=DEFAULT_NAME, primary=True, active=True)
+
     def find(self, account: Account, name: str) -> Device:
         for device in self.list(account):
             if device.name == name:

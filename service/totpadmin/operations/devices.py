@@ -32,6 +32,7 @@ from .totp import caller_event
 T = TypeVar("T")
 
 TOTP = "TOTP"  # the one deviceType
+PURGE_EVERY = 256  # authIds issued by this process between two deletions of long-expired ones
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class DeviceOperations:
         self._trail = audit_trail if audit_trail is not None else ImmediateAuditTrail(db)
         self._observe = observe
         self._clock = clock
+        self._added = 0  # authIds issued (a race between threads only moves a purge by one)
 
     def add_device(self, caller: Caller, user_name: str, device_type: str, device_name: str) -> AddedDevice:
         """A pending device and the authId that activates it."""
@@ -172,9 +174,11 @@ class DeviceOperations:
     def _challenge(self, transaction: Transaction, kind: str, account, device: Device, app) -> str:
         auth_id = new_auth_id()
         now = self._clock()
+        self._added += 1
         transaction.challenges.add(Challenge(
             auth_hash=auth_hash(auth_id), kind=kind, user_id=account.user_id, device_id=device.id,
-            client=app.client_id, expires_at=now + self._settings.totp.device_auth_seconds, issued_at=now))
+            client=app.client_id, expires_at=now + self._settings.totp.device_auth_seconds, issued_at=now),
+            purge=self._added % PURGE_EVERY == 1)
         return auth_id
 
     def _challenge_of(self, transaction: Transaction, auth_id: str, kind: str, app) -> Challenge:
@@ -188,6 +192,8 @@ class DeviceOperations:
         return challenge
 
     def _device(self, account, device_id: int | None) -> Device:
+        if device_id is None:
+            return self._devices.rowless_primary(account)  # no device row to read
         for device in self._devices.list(account):
             if device.id == device_id or (device_id is None and device.primary and device.id is None):
                 return device

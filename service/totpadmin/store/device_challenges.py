@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 _CHALLENGES = DeviceChallenge.__table__
 _C = _CHALLENGES.c
 _HASH = bindparam("b_hash")
-_PURGE = delete(_CHALLENGES).where(_C.user_id == bindparam("b_user_id"), _C.expires_at < bindparam("b_before"))
+_PURGE = delete(_CHALLENGES).where(_C.expires_at < bindparam("b_before"))
 _INSERT = insert(_CHALLENGES).values(auth_hash=_HASH, kind=bindparam("b_kind"), user_id=bindparam("b_user_id"),
                                      device_id=bindparam("b_device_id"), client=bindparam("b_client"),
                                      expires_at=bindparam("b_expires_at"), spent=bindparam("b_spent"))
@@ -28,11 +28,11 @@ class ChallengeRepository:
     def __init__(self, transaction: InTransaction):
         self._transaction = transaction
 
-    def add(self, challenge: Challenge) -> None:
-        """Store a new authId; the user's authIds that expired over KEPT_SECONDS ago go first (the table
-        stays small)."""
-        self._transaction.change(_PURGE, {"b_user_id": challenge.user_id,
-                                          "b_before": challenge.issued_at - KEPT_SECONDS})
+    def add(self, challenge: Challenge, *, purge: bool = False) -> None:
+        """Store a new authId. ``purge``: first delete every authId that expired over KEPT_SECONDS ago
+        (the caller does it now and then, so that the table stays small without a sign-in paying for it)."""
+        if purge:
+            self._transaction.change(_PURGE, {"b_before": challenge.issued_at - KEPT_SECONDS})
         self._transaction.change(_INSERT, {"b_hash": challenge.auth_hash, "b_kind": challenge.kind,
                                            "b_user_id": challenge.user_id, "b_device_id": challenge.device_id,
                                            "b_client": challenge.client, "b_expires_at": challenge.expires_at,
