@@ -158,7 +158,10 @@ def test_the_examples_are_the_seeds():
 # - positive_data_acceptance: schema-valid data names users, devices and authIds that do not exist (404)
 #   or names taken (409); these are documented answers, not rejections of valid data, but the check
 #   expects 2xx for most of them and cannot know which names exist.
-FUZZ_EXCLUDED = ("positive_data_acceptance",)
+# - ensure_resource_availability: it expects the authId of a device just created to stay usable, but
+#   creating a pending device again under the same name replaces it (an enrollment started over,
+#   core/devices.py), and the first authId is then unknown (404), as it should be.
+FUZZ_EXCLUDED = ("positive_data_acceptance", "ensure_resource_availability")
 FUZZ_EXAMPLES = 30  # per operation and phase
 
 
@@ -180,8 +183,8 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_contract(w
     args = [str(SCHEMATHESIS), "--no-color", "--config-file", str(config), "run", f"{srv.base}{PATH}",
             "--checks", "all", "--exclude-checks", ",".join(FUZZ_EXCLUDED),
             "--max-examples", str(FUZZ_EXAMPLES), "--tls-verify", srv.ca, "--seed", "19",
-            "--request-timeout", "10", "--max-time", "90", "--workers", "1",
-            "--report", "junit", "--report-dir", str(world.tmp / "schemathesis-report")]
+            "--request-timeout", "10", "--max-time", "75", "--workers", "1",
+            "--report", "junit,ndjson", "--report-dir", str(world.tmp / "schemathesis-report")]
     started = time.monotonic()
     run = subprocess.run(args, capture_output=True, text=True, timeout=150, cwd=world.tmp,
                          env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false"})
