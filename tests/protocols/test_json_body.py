@@ -13,6 +13,10 @@ def test_a_plain_object_is_read():
         "userName": "alice", "n": 3, "x": 1.5, "ok": True, "l": [1, {"a": None}]}
 
 
+def test_a_surrogate_pair_escape_is_one_character_and_is_read():
+    assert parse_object(b'{"d": "\\ud83d\\ude00 \xc3\xa9"}') == {"d": "\U0001F600 \u00e9"}
+
+
 @pytest.mark.parametrize("body, words", [
     (b"[1, 2]", "must be a JSON object"),
     (b'"text"', "must be a JSON object"),
@@ -36,6 +40,9 @@ def test_a_plain_object_is_read():
     (b'{"a": ' + b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1) + b"}", "nests more than"),
     (b"[" * 100_000 + b"]" * 100_000, "longer than"),
     (b'{"a": ' + b"[" * 30_000, "nests more than"),
+    (b'{"a": "\\ud800"}', "not Unicode text"),  # a lone surrogate: no UTF-8 store can hold it
+    (b'{"a": ["x\\udfffy"]}', "not Unicode text"),
+    (b'{"\\udbff": 1}', "not Unicode text"),
 ])
 def test_hostile_json_is_refused_with_a_clear_message(body, words):
     with pytest.raises(BadJson) as info:

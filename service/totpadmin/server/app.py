@@ -35,6 +35,7 @@ from . import cpu_affinity, supervisor_pipe, tls
 from .cpu_affinity import UnpinnedThreadPool
 from .database_calls import DatabaseCalls, DatabaseRounds, ThreadPoolCalls
 from .observability import HealthResource, Metrics, ReadyResource, metrics_site
+from .api_docs import ApiDocs
 from .api_resource import InFlight
 from .login_pipeline import LoginPipeline
 from .plain import Directory
@@ -48,12 +49,13 @@ DRAIN_SECONDS = 10.0
 
 
 class _Root(Directory):
-    """/services/... goes to TOTPAdminService, /oauth2/... to the JSON APIs, /health and /ready to the
-    probes; everything else is 404 without Twisted's HTML page."""
+    """/services/... goes to TOTPAdminService, /oauth2/... and /ciam-mfa/... to the JSON APIs, /api/openapi.json
+    is their contract, /health and /ready are the probes; everything else is 404 without Twisted's HTML page."""
 
     def __init__(self, services_resource: ServicesResource, rest_resource: RestResource, rest_prefixes: set[str],
                  ready: ReadyResource):
         super().__init__({b"services": services_resource, b"health": HealthResource(), b"ready": ready,
+                          b"api": ApiDocs(),
                           **{prefix.encode("ascii"): rest_resource for prefix in sorted(rest_prefixes)}})
 
 

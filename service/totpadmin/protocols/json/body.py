@@ -9,7 +9,8 @@ the server more than a small multiple of a normal call and none reaches a handle
   parsers, so a proxy and this service could read different requests);
 - numbers: integers of at most ``MAX_DIGITS`` digits (``int()`` of a 10^4000-digit string is quadratic),
   finite floats of bounded length, no NaN or Infinity;
-- strings (keys too) at most ``MAX_STRING`` characters;
+- strings (keys too) at most ``MAX_STRING`` characters, and Unicode text: a ``\\ud800``-style escape
+  of a lone surrogate (RFC 8259 8.2: "unpredictable") is refused, as no UTF-8 database or log can hold it;
 - the top level is an object.
 Each breach is a :class:`BadJson` whose message says what was wrong, never echoing the body.
 """
@@ -32,6 +33,7 @@ class BadJson(ValueError):
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def parse_object(body: bytes) -> dict:
@@ -96,6 +98,8 @@ def _object(pairs: list[tuple[str, object]]) -> dict:
 def _check_string(value: str) -> None:
     if len(value) > MAX_STRING:
         raise BadJson(f"A string in the body is longer than {MAX_STRING} characters")
+    if not value.isascii() and _SURROGATE.search(value):
+        raise BadJson("A string in the body is not Unicode text (a lone surrogate escape)")
 
 
 def _int(text: str) -> int:

@@ -63,7 +63,8 @@ class TokenEndpoint:
             client_id, secret = (unquote_plus(part) for part in request.credentials)
         else:
             client_id, secret = fields.get("client_id", ""), fields.get("client_secret", "")
-        if not client_id or not secret or len(client_id) > MAX_CLIENT_ID or len(secret) > MAX_SECRET:
+        if not client_id or not secret or len(client_id) > MAX_CLIENT_ID or len(secret) > MAX_SECRET \
+                or not client_id.isprintable():  # no client has one; PostgreSQL refuses NUL in a lookup
             return invalid_client()
         return Prepared(ClientCredentials(client_id, secret), TOKEN_OPERATION, scope)
 
