@@ -52,6 +52,7 @@ from pathlib import Path
 
 import bench_ciam
 import bench_hostile
+import bench_lua
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
@@ -357,20 +358,11 @@ if count_status then
   end
 end
 
+{bench_lua.REPORT}
 function done(summary, latency, requests)
-  local c = {{ n200 = 0, n500 = 0, nother = 0, ntrue = 0, nfalse = 0 }}
-  for _, t in ipairs(threads) do
-    for k, _ in pairs(c) do c[k] = c[k] + (t:get(k) or 0) end
-  end
-  local e = summary.errors
-  if not count_status then c.n200, c.nother = summary.requests - e.status, e.status end
-  io.write(string.format(
-    'BENCHJSON {{"requests": %d, "duration_us": %d, "bytes": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, ' ..
-    '"mean_us": %.1f, "max_us": %d, "err_connect": %d, "err_read": %d, "err_write": %d, "err_status": %d, ' ..
-    '"err_timeout": %d, "n200": %d, "n500": %d, "nother": %d, "ntrue": %d, "nfalse": %d}}\\n',
-    summary.requests, summary.duration, summary.bytes, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency.mean, latency.max, e.connect, e.read, e.write, e.status, e.timeout,
-    c.n200, c.n500, c.nother, c.ntrue, c.nfalse))
+  local c = thread_counts()
+  if not count_status then c.n200, c.nother = summary.requests - summary.errors.status, summary.errors.status end
+  report(summary, latency, c)
 end
 """
 
