@@ -19,8 +19,8 @@ from ..core.application import OFF, OPTIONAL, Application
 from ..core.device_challenges import ACTIVATION, AUTHENTICATION, Challenge, auth_hash, new_auth_id
 from ..core.device import Device
 from ..core.devices import Devices, NewDevice
-from ..core.errors import (ChallengeGone, DeviceNotActive, EnrollmentRequired, NotAuthorized, TotpAdminError, TotpOffForApplication,
-                           UnknownChallenge, UnknownDevice, UnsupportedDeviceType)
+from ..core.errors import (ChallengeGone, DeviceNotActive, EnrollmentRequired, NotAuthorized, TotpAdminError,
+                           TotpOffForApplication, UnknownChallenge, UnknownDevice, UnsupportedDeviceType)
 from ..core.usernames import SUPER_TENANT, UserRef, parse_username
 from ..store.database import Database
 from ..store.transaction import Transaction
@@ -195,7 +195,7 @@ class DeviceOperations:
         if device_id is None:
             return self._devices.rowless_primary(account)  # no device row to read
         for device in self._devices.list(account):
-            if device.id == device_id or (device_id is None and device.primary and device.id is None):
+            if device.id == device_id:
                 return device
         raise UnknownChallenge()  # its device was removed (the authId would have gone with it)
 
