@@ -599,29 +599,34 @@ _COMPONENTS = [
 ]
 
 
+def profile_stacks(paths: list[Path]):
+    """(collapsed stack, samples) of py-spy's raw output files."""
+    for path in paths:
+        for line in path.read_text(errors="replace").splitlines():
+            stack, _, count = line.rpartition(" ")
+            if stack and count.isdigit():  # py-spy can leave a line cut short when it is stopped mid-write
+                yield stack, int(count)
+
+
 def summarize_profile(paths: list[Path], top: int = 12) -> str:
     import collections
     import re
 
     by_component, inclusive, total = collections.Counter(), collections.Counter(), 0
-    for path in paths:
-        for line in path.read_text(errors="replace").splitlines():
-            if not line.strip():
-                continue
-            stack, _, count = line.rpartition(" ")
-            n, frames = int(count), stack.split(";")
-            total += n
-            component = "other (stdlib)"
-            for frame in reversed(frames):
-                match = next((name for name, marks in _COMPONENTS if any(m in frame for m in marks)), None)
-                if match:
-                    component = match
-                    break
-            by_component[component] += n
-            for name in {re.sub(r" \(.*?:\d+\)$", "", re.sub(r":\d+\)$", ")", f)) for f in frames[1:]
-                         if ("totpadmin/" in f and "totpadmin/cli/" not in f and "server/app.py" not in f)
-                         or "sqlalchemy/orm/session.py" in f}:
-                inclusive[name] += n
+    for stack, n in profile_stacks(paths):
+        frames = stack.split(";")
+        total += n
+        component = "other (stdlib)"
+        for frame in reversed(frames):
+            match = next((name for name, marks in _COMPONENTS if any(m in frame for m in marks)), None)
+            if match:
+                component = match
+                break
+        by_component[component] += n
+        for name in {re.sub(r" \(.*?:\d+\)$", "", re.sub(r":\d+\)$", ")", f)) for f in frames[1:]
+                     if ("totpadmin/" in f and "totpadmin/cli/" not in f and "server/app.py" not in f)
+                     or "sqlalchemy/orm/session.py" in f}:
+            inclusive[name] += n
     if not total:
         return "(no samples)"
     lines = [f"  {100 * n / total:5.1f}%  {name}" for name, n in by_component.most_common()]
@@ -906,14 +911,10 @@ _BEARER_FRAMES = ("operations/application_logins.py", "alive (totpadmin/operatio
 def bearer_share(paths: list[Path]) -> float | None:
     """The share of the profiled samples spent checking bearer tokens; None without a profile."""
     total = bearer = 0
-    for path in paths:
-        for line in path.read_text(errors="replace").splitlines():
-            stack, _, count = line.rpartition(" ")
-            if not stack:
-                continue
-            total += int(count)
-            if any(mark in stack for mark in _BEARER_FRAMES):
-                bearer += int(count)
+    for stack, n in profile_stacks(paths):
+        total += n
+        if any(mark in stack for mark in _BEARER_FRAMES):
+            bearer += n
     return bearer / total if total else None
 
 
