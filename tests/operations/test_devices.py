@@ -204,25 +204,6 @@ def test_an_enrolment_made_over_soap_is_the_device_default(world):
     assert still.id is None, "signing in writes no row for it (its authId names it by a NULL device)"
 
 
-def test_an_authid_of_the_rowless_primary_dies_with_its_secret(world):
-    """The primary device of a SOAP enrolment has no row: its authId names it by its sealed secret too, so
-    one started before a reset and a new enrolment (or before another device took its place) is unknown."""
-    user = f"alice@{TENANT}"
-    world.soap.init_totp(admin(world.db), user)
-    late = world.devices.start_authentication(app(), "alice", None, "TOTP")
-    world.soap.reset_totp(admin(world.db), user)
-    qr = world.soap.init_totp(admin(world.db), user)
-    totp = pyotp.TOTP(parse_qs(urlsplit(base64.b64decode(qr).decode()).query)["secret"][0])
-    with pytest.raises(UnknownChallenge):
-        world.devices.finish_authentication(app(), late.auth_id, "TOTP", totp.at(world.clock.now))
-
-    tablet = enroll(world, "alice", "tablet")
-    late = world.devices.start_authentication(app(), "alice", "default", "TOTP")
-    world.devices.remove_device(app(), "alice", "default")  # the tablet becomes the primary device
-    with pytest.raises(UnknownChallenge):
-        world.devices.finish_authentication(app(), late.auth_id, "TOTP", tablet.at(world.clock.now))
-
-
 def test_a_device_soap_activated_first_is_not_pending_for_its_authid(world):
     added = world.devices.add_device(app(), "alice", "TOTP", "phone")
     code = totp_of(added).at(world.clock.now)
@@ -305,35 +286,6 @@ def test_enrolments_of_a_store_from_before_devices_keep_working_after_the_upgrad
     assert world.soap.validate_totp(admin(db), f"alice@{TENANT}", totp.at(world.clock.now)) is True
 
 
-def test_devices_survive_the_upgrade_that_seals_authids_and_ids_are_never_reused(tmp_path, db):
-    """A store at 0004 (authIds stored as rows) with devices in use: after the upgrade (0005, which also
-    rebuilds totp_devices on SQLite) they sign in as before, and a removed device's id never names a new one."""
-    from alembic import command
-
-    from totpadmin.store import schema
-
-    world = build(tmp_path, db)
-    phone = enroll(world, "alice", "phone")
-    tablet = enroll(world, "alice", "tablet")
-    with db.engine.begin() as conn:
-        cfg = schema._config()
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0004")
-    schema.upgrade(db.engine)
-    assert schema.current_revision(db.engine) == schema.head_revision()
-
-    assert sign_in(world, "alice", "phone", phone.at(world.clock.now))
-    world.clock.step()
-    assert sign_in(world, "alice", "tablet", tablet.at(world.clock.now))
-    removed = {d.name: d.id for d in world.devices.list_devices(app(), "alice")}["tablet"]
-    late = world.devices.start_authentication(app(), "alice", "tablet", "TOTP")
-    world.devices.remove_device(app(), "alice", "tablet")
-    again = enroll(world, "alice", "tablet")  # the same name, on the newest row's place
-    assert {d.name: d.id for d in world.devices.list_devices(app(), "alice")}["tablet"] > removed
-    with pytest.raises(UnknownChallenge):
-        world.devices.finish_authentication(app(), late.auth_id, "TOTP", again.at(world.clock.now))
-
-
 def test_a_sign_in_names_an_active_device(world):
     enroll(world, "alice", "phone")
     world.devices.add_device(app(), "alice", "TOTP", "tablet")
@@ -344,24 +296,20 @@ def test_a_sign_in_names_an_active_device(world):
     assert world.devices.start_authentication(app(), "alice", None, "TOTP").auth_id
 
 
-def test_spent_authids_are_kept_until_they_expire_then_forgotten_now_and_then(world):
-    """Nothing is stored when an authId is issued; a spent one's hash is, so that a second use is 410,
-    until it expires; expired ones are deleted at every PURGE_EVERY-th spend of the process."""
+def test_long_expired_authids_are_deleted_now_and_then(world):
+    from totpadmin.core.device_challenges import KEPT_SECONDS, Challenge, auth_hash
     from totpadmin.operations.devices import PURGE_EVERY
 
-    def spent() -> int:
-        with world.db.transaction(read_only=True) as transaction:
-            return transaction.connection.exec_driver_sql("SELECT count(*) FROM spent_auth_ids").scalar()
-
-    phone = enroll(world, "alice", "phone")  # its activation is the process's first spend: a purge (of nothing)
-    assert spent() == 1
-    world.devices.start_authentication(app(), "alice", "phone", "TOTP")
-    assert spent() == 1, "issuing an authId stores nothing"
-    for _ in range(PURGE_EVERY - 1):
-        world.clock.step()
-        assert sign_in(world, "alice", "phone", phone.at(world.clock.now))
-    assert spent() == PURGE_EVERY, "kept, even the expired ones, until the next purge"
-    world.clock.step()
-    assert sign_in(world, "alice", "phone", phone.at(world.clock.now))
-    lifetime = 300  # deviceAuthenticationLifetime's default; one sign-in per 30 s step
-    assert spent() == lifetime // 30 + 1, "the unexpired ones stay"
+    enroll(world, "alice", "phone")
+    old = Challenge(auth_hash=auth_hash("old"), kind="authentication", user_id=2, device_id=None, client="x",
+                    expires_at=world.clock.now - KEPT_SECONDS - 1, issued_at=world.clock.now - KEPT_SECONDS - 301)
+    with world.db.transaction() as transaction:
+        transaction.challenges.add(old)
+    count = "SELECT count(*) FROM device_challenges"
+    with world.db.transaction(read_only=True) as transaction:
+        before = transaction.connection.exec_driver_sql(count).scalar()
+    for _ in range(PURGE_EVERY):  # the enrolment's authId was the first of this process: the purge comes again
+        world.devices.start_authentication(app(), "alice", "phone", "TOTP")
+    with world.db.transaction(read_only=True) as transaction:
+        assert transaction.challenges.find(old.auth_hash) is None
+        assert transaction.connection.exec_driver_sql(count).scalar() == before - 1 + PURGE_EVERY

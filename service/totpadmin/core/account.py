@@ -69,4 +69,7 @@ class Account(Protocol):
     def remove_device(self, device_id: int) -> None: ...
 
     def remove_devices(self) -> None:
-        """Every device of the user."""
+        """Every device of the user, and their authIds."""
+
+    def forget_primary_challenges(self) -> None:
+        """The authIds of the primary device that has no row."""

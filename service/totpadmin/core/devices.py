@@ -164,6 +164,8 @@ class Devices:
             return
         if device.id is not None:
             account.remove_device(device.id)
+        else:
+            account.forget_primary_challenges()  # they would now name the successor
         self._enrollment.install_secret(account, self._key_text(account, successor))
         state = account.state()
         steps = [s for s in (state.last_step, successor.last_step) if s is not None]

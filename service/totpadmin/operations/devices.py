@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from ..config.settings import Settings
-from ..core import audit, claims
+from ..core import audit
 from ..core.application import OFF, OPTIONAL, Application
-from ..core.device_challenges import ACTIVATION, AUTHENTICATION, AuthIds, Challenge, device_tag
+from ..core.device_challenges import ACTIVATION, AUTHENTICATION, Challenge, auth_hash, new_auth_id
 from ..core.device import Device
 from ..core.devices import Devices, NewDevice
 from ..core.errors import (ChallengeGone, DeviceNotActive, EnrollmentRequired, NotAuthorized, TotpAdminError,
@@ -32,7 +32,7 @@ from .totp import caller_event
 T = TypeVar("T")
 
 TOTP = "TOTP"  # the one deviceType
-PURGE_EVERY = 256  # authIds spent by this process between two deletions of expired spent ones
+PURGE_EVERY = 256  # authIds issued by this process between two deletions of long-expired ones
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,7 @@ class DeviceOperations:
         self._trail = audit_trail if audit_trail is not None else ImmediateAuditTrail(db)
         self._observe = observe
         self._clock = clock
-        self._auth_ids = AuthIds(db.box.refresh, settings.totp.device_auth_seconds)
-        self._spent = 0  # authIds spent (a race between threads only moves a purge by one)
+        self._added = 0  # authIds issued (a race between threads only moves a purge by one)
 
     def add_device(self, caller: Caller, user_name: str, device_type: str, device_name: str) -> AddedDevice:
         """A pending device and the authId that activates it."""
@@ -66,17 +65,17 @@ class DeviceOperations:
 
         def action(transaction, account, app, _):
             new = self._devices.add(account, device_name)
-            return AddedDevice(self._challenge(ACTIVATION, account, new.device, app), new), True
+            return AddedDevice(self._challenge(transaction, ACTIVATION, account, new.device, app), new), True
         return self._run(caller, "devices.add", self._by_name(user_name), action)
 
     def activate_device(self, caller: Caller, auth_id: str, code: str | None) -> list[str] | None:
         """Activate the authId's device with its first code: the recovery codes (empty unless it is the
         user's first device); None for a wrong code (the authId stays usable until it expires)."""
         def action(transaction, account, app, challenge: Challenge):
-            device = self._device(account, challenge)
+            device = self._device(account, challenge.device_id)
             codes = self._devices.activate(account, device, code)
             if codes is not None:
-                self._spend(transaction, challenge)
+                transaction.challenges.spend(challenge.auth_hash)
             return codes, codes is not None
         return self._run(caller, "devices.activate", self._by_challenge(auth_id, ACTIVATION), action)
 
@@ -109,33 +108,29 @@ class DeviceOperations:
                     raise UnknownDevice(device_name)
                 if not device.active:
                     raise DeviceNotActive()
-            return StartedAuthentication(self._challenge(AUTHENTICATION, account, device, app)), True
-        # Nothing is written (the authId is a sealed token): where the audit trail allows, a reader.
-        read_only = self._trail.reads_first
-        return self._run(caller, "deviceAuthentications.start", self._by_name(user_name, for_update=not read_only),
-                         action, read_only=read_only)
+            return StartedAuthentication(self._challenge(transaction, AUTHENTICATION, account, device, app)), True
+        return self._run(caller, "deviceAuthentications.start", self._by_name(user_name), action)
 
     def finish_authentication(self, caller: Caller, auth_id: str, device_type: str, code: str | None) -> bool:
         """Whether ``code`` is the current code of the authId's device; a right one spends the authId."""
         _check_type(device_type)
 
         def action(transaction, account, app, challenge: Challenge):
-            ok = self._devices.verify(account, self._device(account, challenge), code)
-            if ok:
-                self._spend(transaction, challenge)
+            ok = self._devices.verify(account, self._device(account, challenge.device_id), code)
+            if ok and not transaction.challenges.spend(challenge.auth_hash):
+                raise ChallengeGone(spent=True)  # a concurrent call used it first
             return ok, ok
         return self._run(caller, "deviceAuthentications.validate", self._by_challenge(auth_id, AUTHENTICATION), action)
 
     # --- the steps every call takes ---
 
-    def _run(self, caller: Caller, operation: str, locate, action, *, read_only: bool = False) -> T:
+    def _run(self, caller: Caller, operation: str, locate, action) -> T:
         """``action(transaction, account, application, challenge) -> (result, succeeded)`` on the account
         (and authId's challenge, or None) that ``locate(transaction, application)`` finds, in one
-        transaction, audited; a refusal (a domain error) is audited on its own and raised. ``read_only``:
-        the action writes nothing, and its audit row is left to the batched trail (audit_trail.py)."""
+        transaction, audited; a refusal (a domain error) is audited on its own and raised."""
         target = None
         try:
-            with self._db.transaction(read_only=read_only) as transaction:
+            with self._db.transaction() as transaction:
                 if caller.confirm is not None and not caller.confirm(transaction):
                     raise LoginChanged()
                 app = _application(caller)
@@ -143,8 +138,7 @@ class DeviceOperations:
                 target = account.ref
                 result, succeeded = action(transaction, account, app, challenge)
                 event = caller_event(caller, operation, target, audit.SUCCESS if succeeded else audit.FAILURE)
-                if not read_only:
-                    self._trail.add(transaction, event)
+                self._trail.add(transaction, event)
         except TotpAdminError as err:
             outcome = audit.DENIED if isinstance(err, (NotAuthorized, TotpOffForApplication)) else audit.FAULT
             refusal = caller_event(caller, operation, target, outcome, type(err).__name__)
@@ -153,15 +147,12 @@ class DeviceOperations:
             self._trail.add_alone(refusal)
             raise
         log_event(event)
-        if read_only:
-            self._trail.leave(event)  # observed once stored
-        else:
-            self._observe(event)
+        self._observe(event)
         return result
 
-    def _by_name(self, user_name: str, *, for_update: bool = True):
+    def _by_name(self, user_name: str):
         def locate(transaction: Transaction, app):
-            return transaction.accounts.find(self._target(app, user_name), for_update=for_update), None
+            return transaction.accounts.find(self._target(app, user_name)), None
         return locate
 
     def _by_challenge(self, auth_id: str, kind: str):
@@ -180,34 +171,33 @@ class DeviceOperations:
             raise NotAuthorized()
         return ref
 
-    def _challenge(self, kind: str, account, device: Device, app) -> str:
-        return self._auth_ids.issue(kind, app.client_id, account.user_id, device.id, _tag(account, device),
-                                    self._clock())
+    def _challenge(self, transaction: Transaction, kind: str, account, device: Device, app) -> str:
+        auth_id = new_auth_id()
+        now = self._clock()
+        self._added += 1
+        transaction.challenges.add(Challenge(
+            auth_hash=auth_hash(auth_id), kind=kind, user_id=account.user_id, device_id=device.id,
+            client=app.client_id, expires_at=now + self._settings.totp.device_auth_seconds, issued_at=now),
+            purge=self._added % PURGE_EVERY == 1)
+        return auth_id
 
     def _challenge_of(self, transaction: Transaction, auth_id: str, kind: str, app) -> Challenge:
-        """The authId's challenge, if this application issued it for this kind of call (else unknown:
-        another application's authIds are not told apart from made-up ones), unspent and unexpired."""
-        challenge = self._auth_ids.open(auth_id, kind, app.client_id, self._clock())
-        if transaction.challenges.is_spent(challenge.auth_hash):
-            raise ChallengeGone(spent=True)
+        """The authId's challenge, if it is this application's and of this kind (else unknown: another
+        application's authIds are not told apart from made-up ones), unspent and unexpired."""
+        challenge = transaction.challenges.find(auth_hash(auth_id)) if isinstance(auth_id, str) else None
+        if challenge is None or challenge.kind != kind or challenge.client != app.client_id:
+            raise UnknownChallenge()
+        if challenge.spent or self._clock() >= challenge.expires_at:
+            raise ChallengeGone(spent=challenge.spent)
         return challenge
 
-    def _spend(self, transaction: Transaction, challenge: Challenge) -> None:
-        self._spent += 1
-        purge = self._clock() if self._spent % PURGE_EVERY == 1 else None
-        if not transaction.challenges.spend(challenge.auth_hash, challenge.expires_at, purge_before=purge):
-            raise ChallengeGone(spent=True)  # a concurrent call used it first
-
-    def _device(self, account, challenge: Challenge) -> Device:
-        """The authId's device, as it is now: the same row (or the primary device without one) under the
-        same name; else unknown (the device was removed, or its row id went to another device)."""
-        if challenge.device_id is None:
-            device = self._devices.rowless_primary(account)  # no device row to read
-        else:
-            device = next((d for d in self._devices.list(account) if d.id == challenge.device_id), None)
-        if device is None or _tag(account, device) != challenge.device_tag:
-            raise UnknownChallenge()
-        return device
+    def _device(self, account, device_id: int | None) -> Device:
+        if device_id is None:
+            return self._devices.rowless_primary(account)  # no device row to read
+        for device in self._devices.list(account):
+            if device.id == device_id:
+                return device
+        raise UnknownChallenge()  # its device was removed (the authId would have gone with it)
 
 
 def _application(caller: Caller) -> Application:
@@ -218,10 +208,6 @@ def _application(caller: Caller) -> Application:
     if app.totp_policy == OFF:
         raise TotpOffForApplication()
     return app
-
-
-def _tag(account, device: Device) -> bytes:
-    return device_tag(device.name, account.stored(claims.SECRET_KEY) if device.id is None else None)
 
 
 def _check_type(device_type: str) -> None:

@@ -19,7 +19,7 @@ from ..core.lockout import GuardState
 from ..core.recovery import IssuedCode
 from ..core.secretbox import SecretBox, associated_data
 from ..core.usernames import UserRef
-from .models import Claim, RecoveryCode, Tenant, TotpDevice, TotpState, User, _now
+from .models import Claim, DeviceChallenge, RecoveryCode, Tenant, TotpDevice, TotpState, User, _now
 
 if TYPE_CHECKING:
     from .statements import InTransaction
@@ -31,6 +31,7 @@ _USERS = User.__table__
 _TENANTS = Tenant.__table__
 _CODES = RecoveryCode.__table__
 _DEVICES = TotpDevice.__table__
+_CHALLENGES = DeviceChallenge.__table__
 _DEVICE_ID = bindparam("b_device_id")
 _DEVICES_OF = (select(_DEVICES.c.id, _DEVICES.c.name, _DEVICES.c.is_primary, _DEVICES.c.active,
                       _DEVICES.c.pending_expires_at, _DEVICES.c.last_step)
@@ -275,8 +276,13 @@ class StoredAccount:
     def remove_devices(self) -> None:
         conn = self._transaction.connection
         removed = conn.execute(delete(_DEVICES).where(_DEVICES.c.user_id == self.user_id)).rowcount
+        removed += conn.execute(delete(_CHALLENGES).where(_CHALLENGES.c.user_id == self.user_id)).rowcount
         if removed:
             self._transaction.make_durable()
+
+    def forget_primary_challenges(self) -> None:
+        self._transaction.connection.execute(delete(_CHALLENGES).where(_CHALLENGES.c.user_id == self.user_id,
+                                                                       _CHALLENGES.c.device_id.is_(None)))
 
 
 def _device_uri(name: str) -> str:

@@ -1,40 +1,52 @@
-"""The spent authIds of the device API (core/device_challenges.py: an authId is a sealed token, stored
-only once used), by their SHA-256, until they expire. Statements built once, run on the driver's cursor
-(store/statements.py)."""
+"""The authIds of the device API (core/device_challenges.py), stored as their SHA-256 only. Every sign-in
+adds one and reads one: statements built once, run on the driver's cursor (store/statements.py)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, delete, insert, select, update
 
-from .models import SpentAuthId
+from ..core.device_challenges import KEPT_SECONDS, Challenge
+from .models import DeviceChallenge
 
 if TYPE_CHECKING:
     from .statements import InTransaction
 
-_SPENT = SpentAuthId.__table__
-# INSERT … ON CONFLICT DO NOTHING (each dialect has its own construct for it): of two calls spending one
-# authId at once, the second waits for the first and inserts nothing.
-_SPEND = {name: dialect.insert(_SPENT).values(auth_hash=bindparam("b_hash"), expires_at=bindparam("b_expires_at"))
-          .on_conflict_do_nothing(index_elements=[_SPENT.c.auth_hash])
-          for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))}
-_IS_SPENT = select(_SPENT.c.expires_at).where(_SPENT.c.auth_hash == bindparam("b_hash"))
-_PURGE = delete(_SPENT).where(_SPENT.c.expires_at < bindparam("b_before"))
+_CHALLENGES = DeviceChallenge.__table__
+_C = _CHALLENGES.c
+_HASH = bindparam("b_hash")
+_PURGE = delete(_CHALLENGES).where(_C.expires_at < bindparam("b_before"))
+_INSERT = insert(_CHALLENGES).values(auth_hash=_HASH, kind=bindparam("b_kind"), user_id=bindparam("b_user_id"),
+                                     device_id=bindparam("b_device_id"), client=bindparam("b_client"),
+                                     expires_at=bindparam("b_expires_at"), spent=bindparam("b_spent"))
+_FIND = select(_C.kind, _C.user_id, _C.device_id, _C.client, _C.expires_at, _C.spent).where(_C.auth_hash == _HASH)
+_SPEND = update(_CHALLENGES).where(_C.auth_hash == _HASH, _C.spent == bindparam("b_was")).values(spent=bindparam("b_spent"))
 
 
 class ChallengeRepository:
     def __init__(self, transaction: InTransaction):
         self._transaction = transaction
 
-    def spend(self, auth_hash: str, expires_at: float, *, purge_before: float | None = None) -> bool:
-        """Record the authId as used; False if it already was. ``purge_before``: first forget the spent
-        authIds that expired before then (the caller does it now and then, so the table stays small)."""
-        if purge_before is not None:
-            self._transaction.change(_PURGE, {"b_before": purge_before})
-        spend = _SPEND[self._transaction.connection.dialect.name]
-        return self._transaction.change(spend, {"b_hash": auth_hash, "b_expires_at": expires_at}) == 1
+    def add(self, challenge: Challenge, *, purge: bool = False) -> None:
+        """Store a new authId. ``purge``: first delete every authId that expired over KEPT_SECONDS ago
+        (the caller does it now and then, so that the table stays small without a sign-in paying for it)."""
+        if purge:
+            self._transaction.change(_PURGE, {"b_before": challenge.issued_at - KEPT_SECONDS})
+        self._transaction.change(_INSERT, {"b_hash": challenge.auth_hash, "b_kind": challenge.kind,
+                                           "b_user_id": challenge.user_id, "b_device_id": challenge.device_id,
+                                           "b_client": challenge.client, "b_expires_at": challenge.expires_at,
+                                           "b_spent": False})
 
-    def is_spent(self, auth_hash: str) -> bool:
-        return bool(self._transaction.fetch(_IS_SPENT, {"b_hash": auth_hash}))
+    def find(self, auth_hash: str) -> Challenge | None:
+        rows = self._transaction.fetch(_FIND, {"b_hash": auth_hash})
+        if not rows:
+            return None
+        kind, user_id, device_id, client, expires_at, spent = rows[0]
+        return Challenge(auth_hash=auth_hash, kind=kind, user_id=user_id, device_id=device_id, client=client,
+                         expires_at=expires_at, spent=bool(spent))
+
+    def spend(self, auth_hash: str) -> bool:
+        """Mark it used; False if it already was (a concurrent call used it first: the conditional
+        UPDATE lets only one succeed)."""
+        return self._transaction.change(_SPEND, {"b_hash": auth_hash, "b_was": False, "b_spent": True}) == 1

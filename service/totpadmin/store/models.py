@@ -104,8 +104,7 @@ class TotpDevice(Base):
     only its name and dates. Every other device's secret is sealed here, with its own replay state."""
 
     __tablename__ = "totp_devices"
-    # AUTOINCREMENT: SQLite never hands a removed device's id to a new one (an authId names its device by id).
-    __table_args__ = (UniqueConstraint("user_id", "name"), {"sqlite_autoincrement": True})
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -120,14 +119,21 @@ class TotpDevice(Base):
     last_used_at: Mapped[datetime | None] = mapped_column()
 
 
-class SpentAuthId(Base):
-    """An authId of the device API that was used (core/device_challenges.py: authIds are sealed tokens,
-    stored only once spent), by its SHA-256, kept until it expires: single use."""
+class DeviceChallenge(Base):
+    """An authId of the device API: a device to activate or a sign-in to finish, bound to its user,
+    device and application, single-use and short-lived. Only the SHA-256 of the authId is stored."""
 
-    __tablename__ = "spent_auth_ids"
+    __tablename__ = "device_challenges"
 
     auth_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "activation" or "authentication"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # NULL: the primary device of an enrolment older than devices, which has no row (core/devices.py).
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("totp_devices.id", ondelete="CASCADE"), index=True)
+    client: Mapped[str] = mapped_column(String(64))  # the application's client_id
     expires_at: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds
+    # Kept after use until the user's next authId, so a second use is told "spent" (410), not "unknown".
+    spent: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class OAuthClient(Base):
