@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Callable
 
 from ..core.audit import AuditEvent
-from .audit_log import log_fields
+from .audit_log import log_event, log_fields
 
 if TYPE_CHECKING:
     from ..store.database import Database
@@ -44,6 +44,13 @@ class AuditTrail(ABC):
     def leave(self, event: AuditEvent) -> None:
         """The row of a call that ran read-only (only when :attr:`reads_first`), after its transaction:
         stored later, and the call answered only once it is."""
+
+    def audit_alone(self, event: AuditEvent, observe: Callable[[AuditEvent], None]) -> None:
+        """Audit an event outside any call's transaction (a refused call, a failed login): the log line,
+        ``observe`` (the metrics), and the row in a transaction of its own (:meth:`add_alone`)."""
+        log_event(event)
+        observe(event)
+        self.add_alone(event)
 
     def add_alone(self, event: AuditEvent) -> bool:
         """A row outside any call's transaction (a refused call, whose transaction was rolled back; a

@@ -142,9 +142,7 @@ class DeviceOperations:
         except TotpAdminError as err:
             outcome = audit.DENIED if isinstance(err, (NotAuthorized, TotpOffForApplication)) else audit.FAULT
             refusal = caller_event(caller, operation, target, outcome, type(err).__name__)
-            log_event(refusal)
-            self._observe(refusal)
-            self._trail.add_alone(refusal)
+            self._trail.audit_alone(refusal, self._observe)
             raise
         log_event(event)
         self._observe(event)

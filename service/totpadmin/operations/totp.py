@@ -104,9 +104,7 @@ class TotpOperations:
     def audit_alone(self, event: AuditEvent) -> None:
         """Audit an event outside any call's transaction (a refused call, a failed login): the log
         line, the metrics, and the row in a transaction of its own (a store outage is logged, not raised)."""
-        log_event(event)
-        self._observe(event)
-        self._trail.add_alone(event)
+        self._trail.audit_alone(event, self._observe)
 
     # --- the steps every operation takes ---
 
