@@ -53,7 +53,7 @@ def tenants(srv: Server) -> dict[str, int]:
 
 def users(srv: Server, tenant: str | None = None) -> dict[str, str]:
     args = ("user", "list") + (("--tenant", tenant) if tenant else ())
-    return dict(line.split("\t") for line in cli_ok(srv, *args).splitlines())
+    return dict(line.split("\t")[:2] for line in cli_ok(srv, *args).splitlines())
 
 
 def init_totp(srv: Server, user: str, password: str, target: str = "bob"):

@@ -65,7 +65,7 @@ def cli_refused(srv: Server, *args: str, password: str) -> str:
 
 
 def users(srv: Server) -> dict[str, str]:
-    return dict(line.split("\t") for line in srv.cli("user", "list").stdout.splitlines())
+    return dict(line.split("\t")[:2] for line in srv.cli("user", "list").stdout.splitlines())
 
 
 def session(srv: Server, user: str, password: str):

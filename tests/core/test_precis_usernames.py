@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import string
 import unicodedata
+import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -47,7 +48,7 @@ def refused(srv: Server, *args: str, stdin: str | None = PW + "\n") -> str:
 
 
 def users(srv: Server) -> dict[str, str]:
-    return dict(line.split("\t") for line in srv.cli("user", "list").stdout.splitlines())
+    return dict(line.split("\t")[:2] for line in srv.cli("user", "list").stdout.splitlines())
 
 
 def authenticated(srv: Server, user: str, password: str = PW) -> bool:
@@ -61,10 +62,11 @@ def insert_as_older_version(srv: Server, name: str, role: str = "user", password
     """A user row as an older version wrote it: any name, no key."""
     engine = srv.database.engine()
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO users (tenant_id, username, password_hash, role, created_at) "
-                             "SELECT id, :name, :hash, :role, CURRENT_TIMESTAMP FROM tenants "
-                             "WHERE domain = 'carbon.super'"),
-                     {"name": name, "hash": PasswordHasher().hash(password), "role": role})
+        has_uuid = any(c["name"] == "uuid" for c in sa.inspect(conn).get_columns("users"))  # schema 0005 on
+        conn.execute(sa.text(f"INSERT INTO users ({'uuid, ' if has_uuid else ''}tenant_id, username, password_hash, "
+                             f"role, created_at) SELECT {':uuid, ' if has_uuid else ''}id, :name, :hash, :role, "
+                             "CURRENT_TIMESTAMP FROM tenants WHERE domain = 'carbon.super'"),
+                     {"name": name, "hash": PasswordHasher().hash(password), "role": role, "uuid": str(uuid.uuid4())})
     engine.dispose()
 
 

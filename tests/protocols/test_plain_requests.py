@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
 from dataclasses import replace
 from urllib.parse import quote
 
@@ -47,9 +48,9 @@ def endpoints(tmp_path, database):
         for name in ("alice", "bob", "carol", "dave", "bjørn"):
             unit.users.add_user(UserRef(SUPER_TENANT, name), hasher.hash("pw"), USER)
         # As an older version stored it: PRECIS refuses the space in new names, not in stored ones.
-        unit.connection.execute(text("INSERT INTO users (tenant_id, username, password_hash, role, created_at) "
-                                     "SELECT id, 'x y', :hash, 'user', CURRENT_TIMESTAMP FROM tenants "
-                                     "WHERE domain = 'carbon.super'"), {"hash": hasher.hash("pw")})
+        unit.connection.execute(text("INSERT INTO users (uuid, tenant_id, username, password_hash, role, created_at) "
+                                     "SELECT :uuid, id, 'x y', :hash, 'user', CURRENT_TIMESTAMP FROM tenants "
+                                     "WHERE domain = 'carbon.super'"), {"hash": hasher.hash("pw"), "uuid": str(uuid.uuid4())})
     services = Services(
         settings=settings, db=db,
         enrollment=Enrollment(settings.totp, new_secret=lambda n: FIXED_SECRET[:n]),

@@ -20,7 +20,7 @@ CHIEF_PW = "chief-of-the-day-4711"
 
 
 def users(srv: Server) -> dict[str, str]:
-    return dict(line.split("\t") for line in srv.cli("user", "list").stdout.splitlines())
+    return dict(line.split("\t")[:2] for line in srv.cli("user", "list").stdout.splitlines())
 
 
 def refused(srv: Server, *args: str) -> str:

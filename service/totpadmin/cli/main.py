@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     role.add_argument("role", choices=ROLES)
     unlock = user.add_parser("unlock", help="end a TOTP lockout after too many wrong codes")
     unlock.add_argument("username")
-    listing = user.add_parser("list", help="list users")
+    listing = user.add_parser("list", help="list users: name, role and stable id (the self-service APIs' identity id)")
     listing.add_argument("--tenant", help="only this tenant's users")
     for sub in (add, passwd, remove, role, unlock, listing):
         _add_store_options(sub)
@@ -208,8 +208,8 @@ def _tenant(args, users) -> int:
 def _user(args, transaction, password: str | None) -> int:
     users = transaction.users
     if args.action == "list":
-        for record in users.users(args.tenant.lower() if args.tenant else None):
-            print(f"{record.ref.qualified}\t{record.role}")
+        for record, user_id in users.users_with_ids(args.tenant.lower() if args.tenant else None):
+            print(f"{record.ref.qualified}\t{record.role}\t{user_id}")
         return 0
     ref = parse_username(args.username)
     if args.action == "add":

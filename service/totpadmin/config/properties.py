@@ -41,6 +41,8 @@ KNOWN_KEYS = {
     "trustedProxies",
     "trustedProxyHeader",
     "accessTokenSeconds",
+    "sessionIdleSeconds",
+    "sessionMaxSeconds",
 }
 
 
@@ -134,6 +136,10 @@ def load_totp_properties(path: Path) -> TotpSettings:
         trusted_proxy_header=header,
         access_token_seconds=parse_int(src, "accessTokenSeconds", values.get("accessTokenSeconds"),
                                        defaults.access_token_seconds, low=1, high=86400),
+        session_idle_seconds=parse_int(src, "sessionIdleSeconds", values.get("sessionIdleSeconds"),
+                                       defaults.session_idle_seconds, low=60, high=7 * 86400),
+        session_max_seconds=parse_int(src, "sessionMaxSeconds", values.get("sessionMaxSeconds"),
+                                      defaults.session_max_seconds, low=60, high=90 * 86400),
     )
 
 

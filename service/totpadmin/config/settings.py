@@ -49,6 +49,9 @@ class TotpSettings:
     trusted_proxy_header: str = FORWARDING_HEADERS[0]  # trustedProxyHeader
     # OAuth2 client credentials (docs/oauth2.md).
     access_token_seconds: int = 3600  # accessTokenSeconds: lifetime of an access token
+    # Sign-in sessions of the self-service APIs and pages (core/sessions.py).
+    session_idle_seconds: int = 1800  # sessionIdleSeconds: a session ends after this long unused
+    session_max_seconds: int = 43200  # sessionMaxSeconds: and after this long whatever happens
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,9 @@ class Account(Protocol):
 
     def remove_device(self, device_id: int) -> None: ...
 
+    def end_sessions(self) -> None:
+        """End every sign-in session of the user (core/sessions.py)."""
+
     def remove_devices(self) -> None:
         """Every device of the user, and their authIds."""
 

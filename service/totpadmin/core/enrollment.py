@@ -44,12 +44,14 @@ class Enrollment:
         return self._publish(account, secret_text)
 
     def reset_totp(self, account: Account) -> bool:
-        """Disable TOTP: clear its claims, any pending secret, the recovery codes and every device."""
+        """Disable TOTP: clear its claims, any pending secret, the recovery codes, every device and
+        the user's sign-in sessions."""
         for uri in (claims.SECRET_KEY, claims.ENCODING, claims.QR_CODE_URL, claims.VERIFY_SECRET_KEY):
             account.set(uri, None)
         account.set(claims.TOTP_ENABLED, "false")
         account.replace_recovery_codes([])
         account.remove_devices()
+        account.end_sessions()  # a session's second factor was the device now gone
         if account.state().pending_expires_at is not None:
             account.save_state(pending_expires_at=None)
         return True

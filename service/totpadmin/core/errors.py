@@ -197,3 +197,11 @@ class ScopeRefused(TotpAdminError):
 
     def __init__(self):
         super().__init__("The requested scope is unknown or not granted to this client")
+
+
+# --- sessions (core/sessions.py) ---
+
+
+class SessionEnded(TotpAdminError):
+    def __init__(self):
+        super().__init__("The session has ended; sign in again")

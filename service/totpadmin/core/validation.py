@@ -11,6 +11,7 @@ from .code_checker import CodeChecker
 from .devices import other_device_accepts
 from .enrollment import is_enabled
 from .errors import TotpNotEnabled
+from .sessions import RECOVERY, TOTP
 
 
 class Validation:
@@ -24,20 +25,28 @@ class Validation:
         recovery code. A user without TOTP: a fault when TOTP is mandatory
         (``enableTOTP=true``), else False without counting a failure. Wrong codes, replays and
         wrong recovery codes count toward the lockout; while locked, :class:`UserLocked`."""
+        return self.second_factor(account, code) is not None
+
+    def second_factor(self, account: Account, code: str | None) -> str | None:
+        """As :meth:`validate_totp`, saying what ``code`` was: :data:`~.sessions.TOTP` (a device's
+        current code), :data:`~.sessions.RECOVERY` (a recovery code, now spent), or None (wrong)."""
         state = self._checker.unlocked_state(account)
         if not is_enabled(account):
             if self._settings.mandatory:
                 raise TotpNotEnabled(mandatory=True)
-            return False
+            return None
         encoding = account.get(claims.ENCODING) or self._settings.encoding
         key = secret_codec.decode_secret(account.get(claims.SECRET_KEY), encoding)
         if self._checker.totp_step(account, key, code, state) is not None \
-                or other_device_accepts(account, code, self._checker, self._settings.encoding) \
-                or self._checker.spend_recovery_code(account, code):
-            self._checker.succeeded(account, state)
-            return True
-        self._checker.failed(account, state)
-        return False
+                or other_device_accepts(account, code, self._checker, self._settings.encoding):
+            proof = TOTP
+        elif self._checker.spend_recovery_code(account, code):
+            proof = RECOVERY
+        else:
+            self._checker.failed(account, state)
+            return None
+        self._checker.succeeded(account, state)
+        return proof
 
     def unlock(self, account: Account) -> bool:
         """End a lockout and forget counted failures (an admin's action)."""

@@ -12,6 +12,7 @@ from ..core.credential_cache import CredentialCache
 from ..core.passwords import PasswordHasher
 from ..core.devices import Devices
 from ..core.enrollment import Enrollment
+from ..core.sessions import SessionPolicy
 from ..core.validation import Validation
 from ..store.database import Database
 from .audit_trail import AuditTrail
@@ -19,6 +20,7 @@ from .application_logins import BearerLogins, ClientLogins
 from .devices import DeviceOperations
 from .login import PasswordLogins
 from .oauth import OAuthTokens
+from .sessions import SessionLogins, SessionOperations
 from .totp import TotpOperations
 
 
@@ -42,6 +44,8 @@ class Services:
     tokens: OAuthTokens = field(init=False, repr=False)  # OAuth2 access tokens
     client_logins: ClientLogins = field(init=False, repr=False)  # the token request's client credentials
     bearer_logins: BearerLogins = field(init=False, repr=False)  # access tokens
+    session_operations: SessionOperations = field(init=False, repr=False)  # sign-in sessions
+    session_logins: SessionLogins = field(init=False, repr=False)  # session tokens (cookie or bearer)
 
     def __post_init__(self):
         operations = TotpOperations(self.settings, self.db, self.enrollment, self.validation, self.audit_trail,
@@ -57,3 +61,8 @@ class Services:
         object.__setattr__(self, "client_logins", ClientLogins(self.db, self.hasher, CredentialCache(ttl=cache_seconds),
                                                                operations.audit_alone))
         object.__setattr__(self, "bearer_logins", BearerLogins(tokens, operations.audit_alone, ttl=cache_seconds))
+        t = self.settings.totp
+        sessions = SessionOperations(self.db, self.validation, SessionPolicy(t.session_idle_seconds, t.session_max_seconds),
+                                     self.audit_trail, self.observe)
+        object.__setattr__(self, "session_operations", sessions)
+        object.__setattr__(self, "session_logins", SessionLogins(sessions, operations.audit_alone))

@@ -17,6 +17,10 @@ class ApiRequest:
     bearer: str | None = None  # from a well-formed Bearer Authorization header (an access token)
     authorization_sent: bool = False  # any Authorization header, well-formed or not
     path_params: dict[str, str] = field(default_factory=dict)  # a JSON route's {name} segments
+    session_token: str | None = None  # the ``accesstoken`` cookie (a sign-in session), if well-formed
+    csrf_token: str | None = None  # the ``X-CSRF-Token`` header
+    origin: str | None = None  # the ``Origin`` header, as browsers send it
+    host: str = ""  # the ``Host`` header
     peer: str = ""
     request_id: str = ""
 

@@ -1,6 +1,6 @@
-"""``/api``: the JSON APIs' contract (``GET /api/openapi.json``, protocols/json/contract.py), without
-authentication: it holds no secret. Any other path below ``/api`` is 404 and any other method 405, in the
-JSON APIs' failure body."""
+"""``/api/openapi.json``: the JSON APIs' contract (protocols/json/contract.py), without authentication: it
+holds no secret. A path below it is 404 and any other method 405, in the JSON APIs' failure body (the rest
+of ``/api`` is the JSON APIs', server/app.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class ApiDocs(resource.Resource):
         self._document = openapi_document()
 
     def render(self, request: server.Request) -> bytes:
-        if request.postpath != [b"openapi.json"]:
+        if request.path != b"/api/openapi.json":
             return _write(request, replies.not_found())
         if request.method not in (b"GET", b"HEAD"):
             return _write(request, replies.method_not_allowed(["GET", "HEAD"]))

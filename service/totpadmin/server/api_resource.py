@@ -125,7 +125,10 @@ class ApiResource(resource.Resource):
         request.setResponseCode(reply.status, _REASONS.get(reply.status))
         request.setHeader(b"content-type", reply.content_type.encode("latin-1"))
         for name, value in reply.headers:
-            request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
+            if name.lower() == "set-cookie":  # one header per cookie
+                request.responseHeaders.addRawHeader(b"set-cookie", value.encode("latin-1"))
+            else:
+                request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
         request.write(reply.body)
         request.finish()
         request_id = (request.responseHeaders.getRawHeaders(b"x-request-id") or [b"-"])[0].decode("ascii")

@@ -11,6 +11,7 @@ from pathlib import Path
 from twisted.internet import defer, endpoints, task
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
+from twisted.web import resource
 from ..protocols.soap.endpoint import Endpoint
 from ..protocols.soap.wsdl import WsdlDocument
 from ..config.settings import Settings
@@ -25,8 +26,9 @@ from ..core.validation import Validation
 from ..operations.audit_trail import AuditTrail, BatchedAuditTrail, ImmediateAuditTrail
 from ..operations.application_logins import BearerCredentials, ClientCredentials
 from ..operations.login import PasswordCredentials
+from ..operations.sessions import SessionCredentials
 from ..operations.services import Services
-from ..protocols.json import ciam
+from ..protocols.json import ciam, session
 from ..protocols.json.oauth_token import TokenEndpoint
 from ..protocols.json.routes import Route, RouteTable
 from ..store.database import Database
@@ -55,14 +57,31 @@ class _Root(Directory):
     def __init__(self, services_resource: ServicesResource, rest_resource: RestResource, rest_prefixes: set[str],
                  ready: ReadyResource):
         super().__init__({b"services": services_resource, b"health": HealthResource(), b"ready": ready,
-                          b"api": ApiDocs(),
-                          **{prefix.encode("ascii"): rest_resource for prefix in sorted(rest_prefixes)}})
+                          **{prefix.encode("ascii"): rest_resource for prefix in sorted(rest_prefixes)},
+                          b"api": _Api(ApiDocs(), rest_resource)})
+
+
+class _Api(resource.Resource):
+    """/api/openapi.json is the contract (ApiDocs); everything else below /api is the JSON APIs' (the
+    route table answers 404 for what it does not know)."""
+
+    def __init__(self, docs: ApiDocs, rest: RestResource):
+        super().__init__()
+        self._docs = docs
+        self._rest = rest
+
+    def getChild(self, path: bytes, request):
+        return self._docs if path == b"openapi.json" else self._rest
+
+    def render(self, request):
+        return self._rest.render(request)
 
 
 def json_routes(services: Services) -> RouteTable:
     """The JSON APIs: (method, path) -> handler (protocols/json/routes.py)."""
     return RouteTable([Route("POST", "/oauth2/token", TokenEndpoint(services.tokens)),
-                       *ciam.routes(services.device_operations)])
+                       *ciam.routes(services.device_operations),
+                       *session.routes(services.session_operations)])
 
 
 def login_throttle(settings: Settings) -> LoginThrottle:
@@ -115,7 +134,8 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
         reactor.addSystemEventTrigger("during", "shutdown", each.stop)
     # One login pipeline for every protocol: one throttle, one check at a time per credentials.
     logins = LoginPipeline(reactor, {PasswordCredentials: services.logins, ClientCredentials: services.client_logins,
-                                     BearerCredentials: services.bearer_logins},
+                                     BearerCredentials: services.bearer_logins,
+                                     SessionCredentials: services.session_logins},
                            calls.run, pool, login_throttle(settings), metrics)
     clients = ClientAddresses(settings.totp.trusted_proxies, settings.totp.trusted_proxy_header)
     in_flight = InFlight()

@@ -1,5 +1,6 @@
 """Reading credentials from an HTTP request: HTTP Basic (a username and password, or an OAuth2 client's
-id and secret) and Bearer (an OAuth2 access token, RFC 6750 2.1). Each becomes a credentials type of
+id and secret), Bearer (an OAuth2 access token, RFC 6750 2.1, or a session token) and the session
+cookie ``accesstoken``. Each becomes a credentials type of
 ``operations/`` with its verifier. Sent more than once, the header counts as absent: which one would
 count is ambiguous (a proxy may have checked the other)."""
 
@@ -42,3 +43,14 @@ def bearer_token(headers: list[bytes] | None) -> str | None:
     if scheme.lower() != b"bearer" or len(token) > MAX_TOKEN or not _TOKEN.fullmatch(token):
         return None
     return token.decode("ascii")
+
+
+SESSION_COOKIE = b"accesstoken"  # Misakey's name (seed 003); ``tokentype=bearer`` is set beside it
+_SESSION_TOKEN = re.compile(rb"[A-Za-z0-9_-]{20,128}")
+
+
+def session_cookie(value: bytes | None) -> str | None:
+    """The session token of the ``accesstoken`` cookie; None if absent or not a token's shape."""
+    if value is None or not _SESSION_TOKEN.fullmatch(value):
+        return None
+    return value.decode("ascii")

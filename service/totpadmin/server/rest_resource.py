@@ -13,7 +13,7 @@ from ..protocols.json import replies
 from ..protocols.json.routes import Match, Prepared, RouteTable
 from ..protocols.messages import ApiReply, ApiRequest
 from .api_resource import ApiResource, InFlight
-from .credentials import basic_credentials, bearer_token
+from .credentials import SESSION_COOKIE, basic_credentials, bearer_token, session_cookie
 from .database_calls import DatabaseCalls, RowsNotStored
 from .login_pipeline import BAD_CREDENTIALS, THROTTLED, LoginPipeline, Refused
 from .observability import Metrics
@@ -80,6 +80,10 @@ class RestResource(ApiResource):
             peer=self._client(request),
             request_id=request_id,
             path_params=params,
+            session_token=session_cookie(request.getCookie(SESSION_COOKIE)),
+            csrf_token=_header(request, b"x-csrf-token"),
+            origin=_header(request, b"origin"),
+            host=_header(request, b"host") or "",
         )
 
 
@@ -89,3 +93,11 @@ def _refusal(handler, prepared: Prepared, refused: Refused) -> ApiReply:
     if refused.reason == BAD_CREDENTIALS:
         return handler.refused(prepared)
     return handler.unavailable(prepared, refused.error)
+
+
+def _header(request: server.Request, name: bytes) -> str | None:
+    """A header sent once (else None: which one would count is ambiguous), decoded leniently."""
+    values = request.requestHeaders.getRawHeaders(name)
+    if not values or len(values) != 1:
+        return None
+    return values[0].decode("latin-1")

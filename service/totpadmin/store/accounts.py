@@ -20,6 +20,7 @@ from ..core.recovery import IssuedCode
 from ..core.secretbox import SecretBox, associated_data
 from ..core.usernames import UserRef
 from .models import Claim, DeviceChallenge, RecoveryCode, Tenant, TotpDevice, TotpState, User, _now
+from .sessions import SessionRepository
 
 if TYPE_CHECKING:
     from .statements import InTransaction
@@ -272,6 +273,9 @@ class StoredAccount:
         self._transaction.make_durable()
         self._transaction.connection.execute(
             delete(_DEVICES).where(_DEVICES.c.id == device_id, _DEVICES.c.user_id == self.user_id))
+
+    def end_sessions(self) -> None:
+        SessionRepository(self._transaction).end_all(self.user_id)
 
     def remove_devices(self) -> None:
         conn = self._transaction.connection

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid as uuid_module
 from datetime import datetime, timezone
 
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
@@ -28,11 +29,13 @@ class Tenant(Base):
 class User(Base):
     __tablename__ = "users"
     # AUTOINCREMENT: SQLite never hands a removed user's id to a new one.
-    __table_args__ = (UniqueConstraint("tenant_id", "username"),
+    __table_args__ = (UniqueConstraint("tenant_id", "username"), UniqueConstraint("uuid", name="uq_users_uuid"),
                       Index("uq_users_tenant_id_username_key", "tenant_id", "username_key", unique=True),
                       {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The user's stable public id (the self-service APIs' identity id; a migrated user keeps WSO2's).
+    uuid: Mapped[str] = mapped_column(String(36), default=lambda: str(uuid_module.uuid4()))
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     username: Mapped[str] = mapped_column(String(255))
     # The name's PRECIS UsernameCaseMapped form (core/precis_usernames.py): no two users of a tenant
@@ -134,6 +137,19 @@ class DeviceChallenge(Base):
     expires_at: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds
     # Kept after use until the user's next authId, so a second use is told "spent" (410), not "unknown".
     spent: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class UserSession(Base):
+    """A sign-in session of the self-service APIs (core/sessions.py): only the token's SHA-256 is stored."""
+
+    __tablename__ = "sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    level: Mapped[int] = mapped_column(Integer)  # the ACR a password (1) or a second factor (2) gave it
+    created_at: Mapped[float] = mapped_column(Float)  # epoch seconds
+    last_seen_at: Mapped[float] = mapped_column(Float, index=True)
+    totp_at: Mapped[float | None] = mapped_column(Float)  # the last TOTP code entered in it (step-up)
 
 
 class OAuthClient(Base):

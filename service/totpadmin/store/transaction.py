@@ -15,6 +15,7 @@ from .audit import AuditRepository
 from .device_challenges import ChallengeRepository
 from .engine import READ_ONLY, UNREACHABLE, unavailable, write_refused
 from .oauth import OAuthRepository
+from .sessions import SessionRepository
 from .statements import CompiledStatements
 from .users import UserRepository
 from .writer_lock import WriterLock
@@ -79,6 +80,11 @@ class Transaction:
     def accounts(self) -> AccountRepository:
         """Accounts; without a key ring (management commands) their encrypted claims cannot be read."""
         return AccountRepository(self, self._box)
+
+    @property
+    def sessions(self) -> SessionRepository:
+        """Sign-in sessions of the self-service APIs."""
+        return SessionRepository(self)
 
     @property
     def challenges(self) -> ChallengeRepository:

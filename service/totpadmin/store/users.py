@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -13,7 +13,7 @@ from ..core.errors import LastSuperAdmin, TenantExists, UnknownTenant, UnknownUs
 from ..core.precis_usernames import new_username
 from ..core.principal import ADMIN, ROLES
 from ..core.usernames import SUPER_TENANT, UserRef, tenant_domain
-from .models import Tenant, User
+from .models import Tenant, User, UserSession
 
 if TYPE_CHECKING:
     from .statements import InTransaction
@@ -105,8 +105,10 @@ class UserRepository:
         return stored
 
     def set_password(self, ref: UserRef, password_hash: str) -> None:
+        """A new password; the user's sessions end with the old one."""
         user = self._require(ref)
         user.password_hash = password_hash
+        self._session.execute(delete(UserSession).where(UserSession.user_id == user.id))
 
     def remove_user(self, ref: UserRef) -> None:
         """Remove the user; :class:`LastSuperAdmin` for carbon.super's last admin."""
@@ -150,6 +152,13 @@ class UserRepository:
         if tenant is not None:
             query = query.where(Tenant.domain == tenant)
         return [_record(u) for u in self._session.scalars(query)]
+
+    def users_with_ids(self, tenant: str | None = None) -> list[tuple[LoginRecord, str]]:
+        """As :meth:`users`, each with the user's stable public id (users.uuid)."""
+        query = select(User).join(Tenant).order_by(Tenant.domain, User.username)
+        if tenant is not None:
+            query = query.where(Tenant.domain == tenant)
+        return [(_record(u), u.uuid) for u in self._session.scalars(query)]
 
     def count(self) -> int:
         return self._session.scalar(select(func.count(User.id)))

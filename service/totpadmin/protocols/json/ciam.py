@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime, timezone
-from urllib.parse import unquote
 
 from ...core import errors
 from ...core.application import MFA_AUTHENTICATE, MFA_DEVICES
@@ -19,13 +18,11 @@ from ...core.qr_image import png
 from ...operations.devices import DeviceOperations
 from ..messages import ApiReply, ApiRequest
 from .bearer import bearer_credentials, scope_missing
-from .body import BadJson, parse_object
-from .replies import NO_STORE, bearer_refused, failure, json_reply
+from .fields import BadRequest, Missing, body_fields, path_param, query_value, required
+from .replies import JSON, NO_STORE, bearer_refused, failure, json_reply, user_locked
 from .routes import Prepared, Route
 
 BASE = "/ciam-mfa/v2"
-JSON = "application/json"
-MAX_FIELD = 255  # userName and friends; the use cases check names and codes themselves
 
 VALIDATED = "OTP has been validated successfully"
 GET_THE_OTP = "Please get the OTP from registered device to authenticate"
@@ -67,11 +64,6 @@ def routes(devices: DeviceOperations) -> list[Route]:
     ]
 
 
-class _BadRequest(Exception):
-    def __init__(self, reply: ApiReply):
-        self.reply = reply
-
-
 class _Handler:
     """A :class:`~.routes.JsonHandler` of the device API: the bearer token, the JSON body (for a POST)
     or the query, the scope, the use case, its domain errors as JSON failures."""
@@ -89,15 +81,15 @@ class _Handler:
             return credentials
         try:
             data = self.read(request)
-        except _BadRequest as bad:
+        except BadRequest as bad:
             return bad.reply
         return Prepared(credentials, self.operation, data)
 
     def read(self, request: ApiRequest) -> dict:
         """What the call needs from the request (path, query and body)."""
-        data = {name: _path_param(request, name) for name in request.path_params}
+        data = {name: path_param(request, name) for name in request.path_params}
         if request.method == "POST":
-            data.update(_body_fields(request, self.fields))
+            data.update(body_fields(request, self.fields))
         return data
 
     def handle(self, prepared: Prepared, caller) -> ApiReply:
@@ -128,8 +120,8 @@ class _AddDevice(_Handler):
     fields = ("userName", "deviceType", "deviceName")
 
     def call(self, caller, data: dict) -> ApiReply:
-        added = self._devices.add_device(caller, _required(data, "userName"), _required(data, "deviceType"),
-                                         _required(data, "deviceName"))
+        added = self._devices.add_device(caller, required(data, "userName"), required(data, "deviceType"),
+                                         required(data, "deviceName"))
         uri = added.new.registration_uri
         return json_reply(201, {
             "authId": added.auth_id, "status": "SUCCESS",
@@ -144,7 +136,7 @@ class _ActivateDevice(_Handler):
     fields = ("otp",)
 
     def call(self, caller, data: dict) -> ApiReply:
-        codes = self._devices.activate_device(caller, data["authId"], _required(data, "otp"))
+        codes = self._devices.activate_device(caller, data["authId"], required(data, "otp"))
         if codes is None:
             return _wrong_otp()
         document = {"status": "SUCCESS", "message": VALIDATED}
@@ -157,10 +149,10 @@ class _ListDevices(_Handler):
     operation = "devices.list"
 
     def read(self, request: ApiRequest) -> dict:
-        return {"userName": _query(request, "userName")}
+        return {"userName": query_value(request, "userName")}
 
     def call(self, caller, data: dict) -> ApiReply:
-        user = _required(data, "userName")
+        user = required(data, "userName")
         return json_reply(200, {"userName": user, "devices": [_device(d) for d in
                                                               self._devices.list_devices(caller, user)]})
 
@@ -169,10 +161,10 @@ class _RemoveDevice(_Handler):
     operation = "devices.remove"
 
     def read(self, request: ApiRequest) -> dict:
-        return {"deviceName": _path_param(request, "deviceName"), "userName": _query(request, "userName")}
+        return {"deviceName": path_param(request, "deviceName"), "userName": query_value(request, "userName")}
 
     def call(self, caller, data: dict) -> ApiReply:
-        self._devices.remove_device(caller, _required(data, "userName"), data["deviceName"])
+        self._devices.remove_device(caller, required(data, "userName"), data["deviceName"])
         return ApiReply(204, JSON, b"")
 
 
@@ -182,8 +174,8 @@ class _StartAuthentication(_Handler):
     fields = ("userName", "deviceName", "deviceType")
 
     def call(self, caller, data: dict) -> ApiReply:
-        started = self._devices.start_authentication(caller, _required(data, "userName"), data.get("deviceName"),
-                                                     _required(data, "deviceType"))
+        started = self._devices.start_authentication(caller, required(data, "userName"), data.get("deviceName"),
+                                                     required(data, "deviceType"))
         if started.auth_id is None:
             return json_reply(200, {"status": "NOT_REQUIRED",
                                     "message": "The user has no TOTP device and this application does not require "
@@ -198,82 +190,24 @@ class _FinishAuthentication(_Handler):
     fields = ("deviceType", "otp")
 
     def call(self, caller, data: dict) -> ApiReply:
-        ok = self._devices.finish_authentication(caller, data["authId"], _required(data, "deviceType"),
-                                                 _required(data, "otp"))
+        ok = self._devices.finish_authentication(caller, data["authId"], required(data, "deviceType"),
+                                                 required(data, "otp"))
         return json_reply(200, {"status": "SUCCESS", "message": VALIDATED}) if ok else _wrong_otp()
-
-
-# --- reading requests ---
-
-
-def _body_fields(request: ApiRequest, names: tuple[str, ...]) -> dict:
-    if request.content_type != JSON:
-        raise _BadRequest(failure(415, "UNSUPPORTED_MEDIA_TYPE", f"The body must be {JSON}"))
-    try:
-        document = parse_object(request.body)
-    except BadJson as err:
-        raise _BadRequest(failure(400, "INVALID_REQUEST", str(err))) from None
-    data = {}
-    for name in names:
-        value = document.get(name)
-        if value is not None and (not isinstance(value, str) or len(value) > MAX_FIELD):
-            raise _BadRequest(failure(400, "INVALID_REQUEST", f"{name} must be a string of at most {MAX_FIELD} "
-                                                              "characters"))
-        data[name] = value
-    return data
-
-
-def _query(request: ApiRequest, name: str) -> str | None:
-    values = request.query.get(name) or []
-    if len(values) > 1:
-        raise _BadRequest(failure(400, "INVALID_REQUEST", f"{name} is given more than once"))
-    if values and len(values[0]) > MAX_FIELD:
-        raise _BadRequest(failure(400, "INVALID_REQUEST", f"{name} is longer than {MAX_FIELD} characters"))
-    return values[0] if values else None
-
-
-def _path_param(request: ApiRequest, name: str) -> str:
-    try:
-        value = unquote(request.path_params[name], errors="strict")
-    except UnicodeDecodeError:
-        raise _BadRequest(failure(400, "INVALID_REQUEST", f"{name} is not UTF-8")) from None
-    if len(value) > MAX_FIELD:
-        raise _BadRequest(failure(400, "INVALID_REQUEST", f"{name} is longer than {MAX_FIELD} characters"))
-    return value
-
-
-def _required(data: dict, name: str) -> str:
-    value = data.get(name)
-    if value is None or value == "":
-        raise _Missing(name)
-    return value
-
-
-class _Missing(errors.TotpAdminError):
-    def __init__(self, name: str):
-        super().__init__(f"{name} is missing")
 
 
 # --- writing replies ---
 
 
 def _failure(err: errors.TotpAdminError) -> ApiReply:
-    if isinstance(err, _Missing):
+    if isinstance(err, Missing):
         return failure(400, "INVALID_REQUEST", str(err))
     status, code = next((found for kind, found in _FAILURES.items() if isinstance(err, kind)),
                         (400, "INVALID_REQUEST"))
-    headers: tuple[tuple[str, str], ...] = ()
-    message = str(err)
     if isinstance(err, errors.ChallengeGone) and err.spent:
         code = "AUTH_ID_USED"
     if isinstance(err, errors.UserLocked):
-        until = datetime.fromtimestamp(err.until, timezone.utc)
-        message = f"{message} (locked until {until.isoformat(timespec='seconds')})"
-        retry = max(1, int(err.until - datetime.now(timezone.utc).timestamp()) + 1)
-        headers = (("Retry-After", str(retry)),)
-        return json_reply(status, {"status": "FAILURE", "code": code, "message": message,
-                                   "lockedUntil": until.isoformat(timespec="seconds")}, headers)
-    return failure(status, code, message, headers)
+        return user_locked(err.until, str(err))
+    return failure(status, code, str(err))
 
 
 def _wrong_otp() -> ApiReply:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 from ..messages import ApiReply
 
@@ -48,3 +49,11 @@ def insufficient_scope(scope: str) -> ApiReply:
     return failure(403, "INSUFFICIENT_SCOPE", f"The access token lacks the scope {scope}",
                    headers=(("WWW-Authenticate", f'Bearer realm="totp-admin", error="insufficient_scope", '
                                                  f'scope="{scope}"'),))
+
+
+def user_locked(until: float, message: str) -> ApiReply:
+    """423: the user is locked out until ``until`` (epoch seconds): ``lockedUntil`` and ``Retry-After``."""
+    when = datetime.fromtimestamp(until, timezone.utc).isoformat(timespec="seconds")
+    retry = max(1, int(until - datetime.now(timezone.utc).timestamp()) + 1)
+    return json_reply(423, {"status": "FAILURE", "code": "USER_LOCKED", "message": f"{message} (locked until {when})",
+                            "lockedUntil": when}, (("Retry-After", str(retry)),))
