@@ -29,13 +29,14 @@ class Tenant(Base):
 class User(Base):
     __tablename__ = "users"
     # AUTOINCREMENT: SQLite never hands a removed user's id to a new one.
-    __table_args__ = (UniqueConstraint("tenant_id", "username"), UniqueConstraint("uuid", name="uq_users_uuid"),
+    __table_args__ = (UniqueConstraint("tenant_id", "username"), Index("uq_users_uuid", "uuid", unique=True),
                       Index("uq_users_tenant_id_username_key", "tenant_id", "username_key", unique=True),
                       {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # The user's stable public id (the self-service APIs' identity id; a migrated user keeps WSO2's).
-    uuid: Mapped[str] = mapped_column(String(36), default=lambda: str(uuid_module.uuid4()))
+    # NULL-able only in the schema (added to existing tables, backfilled by migration 0005): every row has one.
+    uuid: Mapped[str | None] = mapped_column(String(36), default=lambda: str(uuid_module.uuid4()))
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     username: Mapped[str] = mapped_column(String(255))
     # The name's PRECIS UsernameCaseMapped form (core/precis_usernames.py): no two users of a tenant

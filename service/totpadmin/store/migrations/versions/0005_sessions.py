@@ -18,14 +18,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # A column added and an index, never a rebuilt table: on SQLite, rebuilding users (batch mode) would
+    # drop it, and with foreign keys on that deletes every user's claims, state and devices.
     op.add_column("users", sa.Column("uuid", sa.String(36), nullable=True))
     users = sa.table("users", sa.column("id", sa.Integer()), sa.column("uuid", sa.String(36)))
     conn = op.get_bind()
     for (user_id,) in conn.execute(sa.select(users.c.id)).all():
         conn.execute(sa.update(users).where(users.c.id == user_id).values(uuid=str(uuid.uuid4())))
-    with op.batch_alter_table("users", table_kwargs={"sqlite_autoincrement": True}) as batch:
-        batch.alter_column("uuid", existing_type=sa.String(36), nullable=False)
-        batch.create_unique_constraint("uq_users_uuid", ["uuid"])
+    op.create_index("uq_users_uuid", "users", ["uuid"], unique=True)
     op.create_table(
         "sessions",
         sa.Column("token_hash", sa.String(64), primary_key=True),
@@ -41,6 +41,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("sessions")
-    with op.batch_alter_table("users", table_kwargs={"sqlite_autoincrement": True}) as batch:
-        batch.drop_constraint("uq_users_uuid", type_="unique")
-        batch.drop_column("uuid")
+    op.drop_index("uq_users_uuid", "users")
+    op.execute("ALTER TABLE users DROP COLUMN uuid")  # SQLite 3.35+ and PostgreSQL: no rebuilt table
