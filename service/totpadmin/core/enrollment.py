@@ -28,10 +28,10 @@ class Enrollment:
             return self._settings.issuer
         return ref.tenant
 
-    def qr_url(self, ref: UserRef, secret_text: str) -> str:
+    def qr_url(self, ref: UserRef, secret_text: str, *, always_period: bool = False) -> str:
         s = self._settings
         return otpauth_url(self.issuer(ref), ref.name, secret_text, period=s.time_step, digits=s.digits,
-                           algorithm=s.algorithm)
+                           algorithm=s.algorithm, always_period=always_period)
 
     # --- legacy, immediate ---
 
@@ -71,6 +71,17 @@ class Enrollment:
         account.set(claims.VERIFY_SECRET_KEY, secret_text)
         account.save_state(pending_expires_at=self._checker.now() + self._settings.pending_secret_seconds)
         return legacy_base64(self.qr_url(account.ref, secret_text), chunked=self._settings.chunked_base64)
+
+    def pending_secret(self, account: Account, *, new: bool = False) -> str:
+        """The secret waiting for its first code (verify before activate): the one pending, or a new one
+        if ``new``, if none is pending or if it expired. The active secret (if any) is untouched."""
+        pending = account.get(claims.VERIFY_SECRET_KEY)
+        expires = account.state().pending_expires_at
+        if new or not pending or (expires is not None and self._checker.now() >= expires):
+            pending = self._new_secret_text()
+            account.set(claims.VERIFY_SECRET_KEY, pending)
+            account.save_state(pending_expires_at=self._checker.now() + self._settings.pending_secret_seconds)
+        return pending
 
     def enable_totp(self, account: Account, code: str | None) -> list[str] | None:
         """Activate the pending secret if ``code`` is valid for it: the new recovery codes; None if not.

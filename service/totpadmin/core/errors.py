@@ -205,3 +205,17 @@ class ScopeRefused(TotpAdminError):
 class SessionEnded(TotpAdminError):
     def __init__(self):
         super().__init__("The session has ended; sign in again")
+
+
+class AcrTooLow(TotpAdminError):
+    """The session's assurance level is below what the call needs (core/sessions.py)."""
+
+    def __init__(self, needed: int):
+        super().__init__(f"This needs a session at assurance level {needed}: enter a code from your authenticator "
+                         "app first")
+        self.needed = needed
+
+
+class NoQrCode(TotpAdminError):
+    def __init__(self):
+        super().__init__("No QR Code URL registered for the authenticated user")

@@ -11,17 +11,18 @@ _LABEL_SAFE = "@/"
 
 
 def otpauth_url(issuer: str, account: str, secret: str, *, period: int = 30, digits: int = 6,
-                algorithm: str = "SHA1") -> str:
+                algorithm: str = "SHA1", always_period: bool = False) -> str:
     """``otpauth://totp/<issuer>:<account>?secret=<secret>&issuer=<issuer>``.
 
     Everything that could break an app's parser is percent-encoded (spaces as %20, ':' in either part,
     non-ASCII as UTF-8, '+' '/' '=' of a Base64 secret). ``period``, ``digits`` and ``algorithm`` are
     written only when they differ from the Key URI defaults (30, 6, SHA1), so the default output is
-    byte-for-byte the WSO2 connector's.
+    byte-for-byte the WSO2 connector's. ``always_period``: ``&period`` even at 30, as WSO2 IS's
+    ``me/totp`` writes it.
     """
     label = f"{quote(issuer, safe=_LABEL_SAFE)}:{quote(account, safe=_LABEL_SAFE)}"
     url = f"otpauth://totp/{label}?secret={quote(secret, safe='')}&issuer={quote(issuer, safe='')}"
-    if period != 30:
+    if period != 30 or always_period:
         url += f"&period={period}"
     if digits != 6:
         url += f"&digits={digits}"

@@ -64,6 +64,8 @@ class BearerCredentials:
 class ClientLogins:
     """:class:`~.login.Verifier` of :class:`ClientCredentials`."""
 
+    hashes = True
+
     def __init__(self, db: Database, hasher: PasswordHasher, cache: CredentialCache,
                  record: Callable[[audit.AuditEvent], None]):
         self._db = db
@@ -120,6 +122,8 @@ class ClientLogins:
 class BearerLogins:
     """:class:`~.login.Verifier` of :class:`BearerCredentials`. Verdicts are remembered for at most
     ``ttl`` seconds (and never past the token's expiry), keyed by the token's SHA-256."""
+
+    hashes = False
 
     def __init__(self, tokens: OAuthTokens, record: Callable[[audit.AuditEvent], None], *, ttl: float = 60.0,
                  max_entries: int = 10_000, clock: Callable[[], float] = time.time):

@@ -47,6 +47,8 @@ class Request:
 class Verifier(Protocol):
     """What the login pipeline needs of a credential kind."""
 
+    hashes: bool  # whether ``check`` hashes a password or secret (Argon2: on the hash pool) or only compares
+
     def key(self, credentials) -> bytes: ...
 
     def state(self, credentials) -> CacheState: ...
@@ -65,6 +67,8 @@ class Verifier(Protocol):
 class PasswordLogins:
     """:class:`Verifier` of :class:`PasswordCredentials`. ``record(event)`` logs and stores an audit
     event on its own (a store outage is logged, not raised)."""
+
+    hashes = True
 
     def __init__(self, db: Database, authenticator: Authenticator, record: Callable[[audit.AuditEvent], None]):
         self._db = db

@@ -20,6 +20,7 @@ from .application_logins import BearerLogins, ClientLogins
 from .devices import DeviceOperations
 from .login import PasswordLogins
 from .oauth import OAuthTokens
+from .me_totp import MeTotpOperations
 from .sessions import SessionLogins, SessionOperations
 from .totp import TotpOperations
 
@@ -46,6 +47,7 @@ class Services:
     bearer_logins: BearerLogins = field(init=False, repr=False)  # access tokens
     session_operations: SessionOperations = field(init=False, repr=False)  # sign-in sessions
     session_logins: SessionLogins = field(init=False, repr=False)  # session tokens (cookie or bearer)
+    me_totp_operations: MeTotpOperations = field(init=False, repr=False)  # WSO2's me/totp
 
     def __post_init__(self):
         operations = TotpOperations(self.settings, self.db, self.enrollment, self.validation, self.audit_trail,
@@ -66,3 +68,5 @@ class Services:
                                      self.audit_trail, self.observe)
         object.__setattr__(self, "session_operations", sessions)
         object.__setattr__(self, "session_logins", SessionLogins(sessions, operations.audit_alone))
+        object.__setattr__(self, "me_totp_operations",
+                           MeTotpOperations(sessions, self.enrollment, self.validation, t.digits))

@@ -98,11 +98,11 @@ class SessionOperations:
                 transaction.sessions.purge(now - self._policy.idle_seconds)
             transaction.sessions.add(session)
             return NewSession(token, self._view(transaction, user, session, now))
-        return self._run(caller, "session.signIn", user, action)
+        return self.run(caller, "session.signIn", user, action)
 
     def describe(self, caller: Caller) -> SessionView:
         me = _session_user(caller)
-        return self._run(caller, "session.get", me.user,
+        return self.run(caller, "session.get", me.user,
                          lambda transaction: self._view(transaction, me.user, me.session, self._clock()),
                          read_only=self._trail.reads_first)
 
@@ -124,11 +124,11 @@ class SessionOperations:
             session = Session(token_hash(token), me.user.user_id, ACR_SECOND_FACTOR, me.session.created_at, now,
                               totp_at)
             return NewSession(token, self._view(transaction, me.user, session, now))
-        return self._run(caller, "session.secondFactor", me.user, action, verdict=True)
+        return self.run(caller, "session.secondFactor", me.user, action, verdict=True)
 
     def sign_out(self, caller: Caller) -> None:
         me = _session_user(caller)
-        self._run(caller, "session.signOut", me.user, lambda transaction: transaction.sessions.end(me.session.token_hash))
+        self.run(caller, "session.signOut", me.user, lambda transaction: transaction.sessions.end(me.session.token_hash))
 
     # --- the login pipeline's side: find and check a session ---
 
@@ -163,8 +163,12 @@ class SessionOperations:
                            tenant=user.ref.tenant, acr=session.acr(now),
                            totp_enabled=self._validation.is_enabled(account))
 
-    def _run(self, caller: Caller, operation: str, user: Principal, action, *, read_only: bool = False,
-             verdict: bool = False):
+    def run(self, caller: Caller, operation: str, user: Principal, action, *, read_only: bool = False,
+            verdict: bool = False):
+        """``action(transaction)`` in one transaction, audited, for ``caller`` acting on ``user``: a session's
+        caller is confirmed first (the session still alive and at its level; its last use written now and
+        then). A refusal (a domain error) is audited on its own and raised. Other self-service use cases
+        (operations/me_totp.py) run through here too."""
         me = caller.principal if isinstance(caller.principal, SessionUser) else None
         # A session's last use is written at most every TOUCH_SECONDS: then even a read is a writer.
         touch = me is not None and me.session.touch_due(self._clock())
@@ -176,7 +180,7 @@ class SessionOperations:
                 if me is not None and not self.confirm(transaction, me, touch=touch):
                     raise SessionEnded()
                 result = action(transaction)
-                outcome = audit.FAILURE if verdict and result is None else audit.SUCCESS
+                outcome = audit.FAILURE if verdict and not result else audit.SUCCESS
                 event = caller_event(caller, operation, user.ref, outcome)
                 if not read_only:
                     self._trail.add(transaction, event)
@@ -198,6 +202,8 @@ class SessionLogins:
     the database threads; each call confirms it again inside its own transaction
     (:meth:`SessionOperations.confirm`). Nothing is cached: a session's level and life change with every
     sign-in step."""
+
+    hashes = False
 
     def __init__(self, sessions: SessionOperations, record: Callable[[audit.AuditEvent], None]):
         self._sessions = sessions
