@@ -25,6 +25,8 @@ Scenarios (see BENCHMARKS.md):
   k  CIAM sign-ins (scripts/bench_ciam.py): POST /ciam-mfa/v2/deviceAuthentications, then its authId with a
      wrong code, bearer token; server CPU per sign-in (two requests) against (d)'s one validateTOTP
   k1, m1  k with 1 connection on 10^3 users (k1) and --users users (m1): p50 against each other
+  s  WSO2's me/totp VALIDATE (a wrong code) by 200 signed-in users, their sessions' bearer tokens: server CPU
+     per call against (d)'s validateTOTP
 Each: wrk -t1 -cC -dDs after a W s warm-up (--repeat N: N measured runs, the median kept); req/s,
 p50/p99, server CPU (utime+stime of the server and its child processes, from /proc) per request, and the
 ratio to (a). Stores are SQLite in the temporary directory, or schemas of --database-url (PostgreSQL on
@@ -290,6 +292,9 @@ def scenarios(small: int, big: int, connections: int) -> list[Scenario]:
         Scenario("k1", f"CIAM sign-in, {small:,} users, 1 connection", "one", users=(1, small), connections=1,
                  **signin),
         Scenario("m1", f"CIAM sign-in, {big:,} users, 1 connection", "big", users=(1, big), connections=1, **signin),
+        Scenario("s", "me/totp VALIDATE, 200 signed-in users (sessions)", "one", path=bench_ciam.ME_TOTP,
+                 content_type="application/json", body_pre="", body_post="", users=(1, min(200, small)),
+                 flow="me-totp", connections=c),
         *hostile_scenarios(c),
     ]
 
@@ -392,6 +397,8 @@ def preflight(sc: Scenario, server: Server) -> str:
         headers["Authorization"] = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
     if sc.flow == "signin":
         return preflight_signin(sc, server, headers, user)
+    if sc.flow == "me-totp":
+        return  # its users signed in just before (bench_ciam.session_tokens): they answered 201
     if sc.chunk_bytes:  # encoded here, so that it goes in one write as wrk sends it
         headers["Transfer-Encoding"] = "chunked"
         body = b"".join(b"%x\r\n" % len(body[i:i + sc.chunk_bytes]) + body[i:i + sc.chunk_bytes] + b"\r\n"
@@ -535,6 +542,10 @@ def measure_once(sc: Scenario, server: Server | ServerPair, loads: list[tuple[st
     elif sc.flow == "signin":
         if data["n500"] or data["nother"]:
             problems.append(f"{data['n500']} HTTP 500, {data['nother']} answers other than 201/401/423")
+    elif sc.flow == "me-totp":
+        if data["n500"] or data["nother"]:
+            problems.append(f"{data['n500']} HTTP 500, {data['nother']} answers other than 200/423")
+        problems.append(f"answers: {data['ntrue']} valid, {data['nfalse']} not (or locked)")
     elif data["n500"] or data["nother"]:
         problems.append(f"{data['n500']} HTTP 500, {data['nother']} other non-200" if sc.count_bool
                         else f"{data['nother']} non-2xx answers")
@@ -913,6 +924,10 @@ def targets(by: dict[str, Result], connections: int) -> list[tuple[str, str, boo
         v = by["m1"].p50_ms / by["k1"].p50_ms
         out.append((f"p50 CIAM sign-in calls at {by['m1'].label.split(', ')[1]} <= 1.2 x at "
                     f"{by['k1'].label.split(', ')[1]}", f"{v:.2f} x (m1/k1)", v <= 1.2))
+    if ok("s", "d"):
+        v = by["s"].cpu_us_per_req / by["d"].cpu_us_per_req
+        out.append(("me/totp VALIDATE by a signed-in user against one form validateTOTP (server CPU per call)",
+                    f"{v:.2f} x ({by['s'].cpu_us_per_req:,.0f} / {by['d'].cpu_us_per_req:,.0f} µs, s/d)", "info"))
     if ok("t"):
         out.append(("access tokens issued per second (client credentials, 1 worker)", f"{by['t'].rps:,.0f}/s", "info"))
     return out
@@ -1064,6 +1079,11 @@ def main(argv=None) -> int:
                     token = bench_ciam.access_token(HOST, member.port, member.ca, client)
                     s = replace(s, authorization=f"Bearer {token}")
                     script.write_text(bench_ciam.sign_in_lua(token, PREFIX, *s.users, WRONG_CODE))
+                elif s.flow == "me-totp":
+                    member = server.members()[0]
+                    users = [f"{PREFIX}{n:07d}" for n in range(s.users[0], s.users[1] + 1)]
+                    script.write_text(bench_ciam.me_totp_lua(
+                        bench_ciam.session_tokens(HOST, member.port, member.ca, users), WRONG_CODE))
                 else:
                     script.write_text(lua_script(s, body_file))
                 for member in server.members():
