@@ -23,6 +23,9 @@ PW = "correct-horse-battery-7"
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 SEED_AUTH_ID = "0063f27c-787b-4046-8b8e-a75e241b5ea6"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+# json_routes reads only the routes' methods and paths of these: no handler is ever called.
+NO_SERVICES = SimpleNamespace(tokens=None, device_operations=None, session_operations=None, me_totp_operations=None,
+                              identity_operations=None)
 
 
 def add_client(srv, name: str, *extra: str) -> tuple[str, str]:
@@ -116,7 +119,7 @@ def documented_operations(document: dict) -> set[tuple[str, str]]:
 def test_every_route_is_documented_and_every_documented_operation_is_routed():
     document = json.loads(openapi_document())
     # Only the routes' methods and paths are read; the handlers are never called.
-    table = json_routes(SimpleNamespace(tokens=None, device_operations=None, session_operations=None, me_totp_operations=None))
+    table = json_routes(NO_SERVICES)
     routed = {(route.method, shape(route.pattern)) for route in table._routes}
     assert routed, "the route table is empty?"
     assert len(routed) == len(table._routes), "two routes of one method and path shape"
@@ -195,7 +198,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_contract(w
     # The run reached every operation, and past the front door: the client's Basic credentials and the
     # token worked (a run whose every call is 401 would pass the checks above and prove nothing).
     # (Schemathesis leaves out the document's own operation, GET /api/openapi.json, the URL it loaded.)
-    routes = len(json_routes(SimpleNamespace(tokens=None, device_operations=None, session_operations=None, me_totp_operations=None))._routes)
+    routes = len(json_routes(NO_SERVICES)._routes)
     assert re.search(rf"Tested: {routes}\b", output), output[-3000:]
     for line in ('"POST /oauth2/token" 200 ', '"POST /ciam-mfa/v2/devices" 201 ', '"GET /ciam-mfa/v2/devices" 200 ',
                  '"POST /ciam-mfa/v2/deviceAuthentications" 409 '):

@@ -219,3 +219,9 @@ class AcrTooLow(TotpAdminError):
 class NoQrCode(TotpAdminError):
     def __init__(self):
         super().__init__("No QR Code URL registered for the authenticated user")
+
+
+class TotpRequired(TotpAdminError):
+    def __init__(self):
+        super().__init__("TOTP is required for this user (by the policy, an application, or the user's own choice of "
+                         "MFA method): it cannot be removed")

@@ -20,6 +20,7 @@ from .application_logins import BearerLogins, ClientLogins
 from .devices import DeviceOperations
 from .login import PasswordLogins
 from .oauth import OAuthTokens
+from .identity import IdentityOperations
 from .me_totp import MeTotpOperations
 from .sessions import SessionLogins, SessionOperations
 from .totp import TotpOperations
@@ -48,6 +49,7 @@ class Services:
     session_operations: SessionOperations = field(init=False, repr=False)  # sign-in sessions
     session_logins: SessionLogins = field(init=False, repr=False)  # session tokens (cookie or bearer)
     me_totp_operations: MeTotpOperations = field(init=False, repr=False)  # WSO2's me/totp
+    identity_operations: IdentityOperations = field(init=False, repr=False)  # the identity enrollment API
 
     def __post_init__(self):
         operations = TotpOperations(self.settings, self.db, self.enrollment, self.validation, self.audit_trail,
@@ -64,9 +66,10 @@ class Services:
                                                                operations.audit_alone))
         object.__setattr__(self, "bearer_logins", BearerLogins(tokens, operations.audit_alone, ttl=cache_seconds))
         t = self.settings.totp
-        sessions = SessionOperations(self.db, self.validation, SessionPolicy(t.session_idle_seconds, t.session_max_seconds),
-                                     self.audit_trail, self.observe)
+        policy = SessionPolicy(t.session_idle_seconds, t.session_max_seconds)
+        sessions = SessionOperations(self.db, self.validation, policy, self.audit_trail, self.observe)
         object.__setattr__(self, "session_operations", sessions)
         object.__setattr__(self, "session_logins", SessionLogins(sessions, operations.audit_alone))
         object.__setattr__(self, "me_totp_operations",
                            MeTotpOperations(sessions, self.enrollment, self.validation, t.digits))
+        object.__setattr__(self, "identity_operations", IdentityOperations(self.settings, sessions, self.enrollment))

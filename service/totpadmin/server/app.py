@@ -28,7 +28,7 @@ from ..operations.application_logins import BearerCredentials, ClientCredentials
 from ..operations.login import PasswordCredentials
 from ..operations.sessions import SessionCredentials
 from ..operations.services import Services
-from ..protocols.json import ciam, me_totp, session
+from ..protocols.json import ciam, identity, me_totp, session
 from ..protocols.json.oauth_token import TokenEndpoint
 from ..protocols.json.routes import Route, RouteTable
 from ..store.database import Database
@@ -82,7 +82,8 @@ def json_routes(services: Services) -> RouteTable:
     return RouteTable([Route("POST", "/oauth2/token", TokenEndpoint(services.tokens)),
                        *ciam.routes(services.device_operations),
                        *session.routes(services.session_operations),
-                       *me_totp.routes(services.me_totp_operations)])
+                       *me_totp.routes(services.me_totp_operations),
+                       *identity.routes(services.identity_operations)])
 
 
 def login_throttle(settings: Settings) -> LoginThrottle:
