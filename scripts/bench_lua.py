@@ -21,3 +21,23 @@ local function report(summary, latency, c)
     c.n200, c.n500, c.nother, c.ntrue, c.nfalse))
 end
 '''
+
+
+# The start of the Lua scripts of the JSON scenarios (scripts/bench_ciam.py): the threads kept for
+# thread_counts, and each thread's counters and random seed.
+THREAD_SETUP = r'''local threads = {}
+
+function setup(thread) table.insert(threads, thread) end
+
+function init(args)
+  n200, n500, nother, ntrue, nfalse = 0, 0, 0, 0, 0
+  math.randomseed(os.time() + os.clock() * 1000000)
+end
+'''
+
+# Their end: REPORT, and wrk's done() writing the BENCHJSON line.
+REPORT_DONE = REPORT + r'''
+function done(summary, latency, requests)
+  report(summary, latency, thread_counts())
+end
+'''

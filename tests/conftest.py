@@ -212,6 +212,20 @@ class Server:
         return self.output.read_text(errors="replace") if self.output and self.output.exists() else ""
 
 
+class Clock:
+    """A clock the test moves (for the core and operations, which take ``clock=``): early in a TOTP step,
+    so that a code stays valid while the test looks at it."""
+
+    def __init__(self):
+        self.now = float(int(time.time()) // 30 * 30 + 5)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def step(self, n: int = 1) -> None:
+        self.now += 30 * n
+
+
 def make_conf(tmp_path: Path, *, properties: dict[str, str] | None = None, hide_wsdl: bool = False,
               carbon_xml: str | None = None) -> Path:
     """A copy of conf/ with some totp.properties keys replaced and HideAdminServiceWSDLs set."""

@@ -4,14 +4,13 @@ a real SQLite store and key ring, codes from pyotp, time moved by a clock the te
 from __future__ import annotations
 
 import base64
-import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 import pytest
 
-from conftest import make_conf
+from conftest import Clock, make_conf
 from totpadmin.config.loader import load_settings
 from totpadmin.core import keyring
 from totpadmin.core.application import SCOPES, Application
@@ -30,17 +29,6 @@ from totpadmin.operations.totp import TotpOperations
 from totpadmin.store.database import Database
 
 TENANT = "shop.example"
-
-
-class Clock:
-    def __init__(self):
-        self.now = float(int(time.time()) // 30 * 30 + 5)  # early in a step: a code stays valid while we look
-
-    def __call__(self) -> float:
-        return self.now
-
-    def step(self, n: int = 1) -> None:
-        self.now += 30 * n
 
 
 @pytest.fixture

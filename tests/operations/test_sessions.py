@@ -4,7 +4,6 @@ store and key ring, TOTP codes from pyotp, time moved by a clock the test holds.
 from __future__ import annotations
 
 import base64
-import time
 import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -12,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pyotp
 import pytest
 
-from conftest import make_conf
+from conftest import Clock, make_conf
 from totpadmin.config.loader import load_settings
 from totpadmin.core import keyring
 from totpadmin.core.enrollment import Enrollment
@@ -29,17 +28,6 @@ from totpadmin.operations.totp import TotpOperations
 from totpadmin.store.database import Database
 
 TENANT = "shop.example"
-
-
-class Clock:
-    def __init__(self):
-        self.now = float(int(time.time()) // 30 * 30 + 5)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def step(self, n: int = 1) -> None:
-        self.now += 30 * n
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from ...operations.devices import DeviceOperations
 from ..messages import ApiReply, ApiRequest
 from .bearer import bearer_credentials, scope_missing
 from .fields import BadRequest, Missing, body_fields, path_param, query_value, required
+from . import replies
 from .replies import JSON, NO_STORE, bearer_refused, failure, json_reply, user_locked
 from .routes import Prepared, Route
 
@@ -108,11 +109,10 @@ class _Handler:
         return bearer_refused()
 
     def throttled(self, prepared: Prepared, retry_after: int) -> ApiReply:
-        return failure(429, "TOO_MANY_REQUESTS", "Too many failed attempts; try again later",
-                       (("Retry-After", str(retry_after)),))
+        return replies.throttled(retry_after)
 
     def unavailable(self, prepared: Prepared, error) -> ApiReply:
-        return failure(503, "UNAVAILABLE", "The TOTP store is unavailable; try again later", (("Retry-After", "5"),))
+        return replies.unavailable()
 
 
 class _AddDevice(_Handler):

@@ -22,6 +22,7 @@ from ...core.qr_image import png
 from ...operations.identity import METHODS, IdentityOperations
 from ..messages import ApiReply, ApiRequest
 from .fields import BadRequest, Missing, body_fields, path_param, required
+from . import replies
 from .replies import JSON, NO_STORE, failure, json_reply, user_locked
 from .routes import Prepared, Route
 from .session import session_credentials, signed_out
@@ -94,11 +95,10 @@ class _Handler:
         return signed_out()
 
     def throttled(self, prepared: Prepared, retry_after: int) -> ApiReply:
-        return failure(429, "TOO_MANY_REQUESTS", "Too many failed attempts; try again later",
-                       (("Retry-After", str(retry_after)),))
+        return replies.throttled(retry_after)
 
     def unavailable(self, prepared: Prepared, error) -> ApiReply:
-        return failure(503, "UNAVAILABLE", "The TOTP store is unavailable; try again later", (("Retry-After", "5"),))
+        return replies.unavailable()
 
 
 class _StartEnrollment(_Handler):

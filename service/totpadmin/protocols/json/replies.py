@@ -57,3 +57,14 @@ def user_locked(until: float, message: str) -> ApiReply:
     retry = max(1, int(until - datetime.now(timezone.utc).timestamp()) + 1)
     return json_reply(423, {"status": "FAILURE", "code": "USER_LOCKED", "message": f"{message} (locked until {when})",
                             "lockedUntil": when}, (("Retry-After", str(retry)),))
+
+
+def throttled(retry_after: int) -> ApiReply:
+    """429: the login throttle (the JSON APIs' FAILURE body)."""
+    return failure(429, "TOO_MANY_REQUESTS", "Too many failed attempts; try again later",
+                   (("Retry-After", str(retry_after)),))
+
+
+def unavailable() -> ApiReply:
+    """503: the store is unreachable (the JSON APIs' FAILURE body)."""
+    return failure(503, "UNAVAILABLE", "The TOTP store is unavailable; try again later", (("Retry-After", "5"),))

@@ -20,6 +20,7 @@ from ...operations.login import PasswordCredentials
 from ...operations.sessions import NewSession, SessionCredentials, SessionOperations, SessionView
 from ..messages import ApiReply, ApiRequest
 from .fields import BadRequest, Missing, body_fields, required
+from . import replies
 from .replies import JSON, NO_STORE, failure, json_reply, user_locked
 from .routes import Prepared, Route
 
@@ -110,11 +111,10 @@ class _Handler:
         return signed_out()
 
     def throttled(self, prepared: Prepared, retry_after: int) -> ApiReply:
-        return failure(429, "TOO_MANY_REQUESTS", "Too many failed attempts; try again later",
-                       (("Retry-After", str(retry_after)),))
+        return replies.throttled(retry_after)
 
     def unavailable(self, prepared: Prepared, error) -> ApiReply:
-        return failure(503, "UNAVAILABLE", "The TOTP store is unavailable; try again later", (("Retry-After", "5"),))
+        return replies.unavailable()
 
 
 class _SignIn(_Handler):
