@@ -17,9 +17,9 @@ from ...core.device import Device
 from ...core.qr_image import png
 from ...operations.devices import DeviceOperations
 from ..messages import ApiReply, ApiRequest
+from . import replies
 from .bearer import bearer_credentials, scope_missing
 from .fields import BadRequest, Missing, body_fields, path_param, query_value, required
-from . import replies
 from .replies import JSON, NO_STORE, bearer_refused, failure, json_reply, user_locked
 from .routes import Prepared, Route
 

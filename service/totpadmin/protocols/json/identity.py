@@ -15,17 +15,14 @@ Failures are ``{"status": "FAILURE", "code", "message"}``; a session below the l
 from __future__ import annotations
 
 import base64
-from dataclasses import replace
-
 from ...core import errors
 from ...core.qr_image import png
 from ...operations.identity import METHODS, IdentityOperations
 from ..messages import ApiReply, ApiRequest
-from .fields import BadRequest, Missing, body_fields, path_param, required
-from . import replies
-from .replies import JSON, NO_STORE, failure, json_reply, user_locked
+from .fields import path_param, required
+from .replies import JSON, NO_STORE, failure, json_reply
 from .routes import Prepared, Route
-from .session import session_credentials, signed_out
+from .session import SessionHandler
 
 BASE = "/identities/{id}"
 
@@ -51,61 +48,22 @@ def routes(identities: IdentityOperations) -> list[Route]:
     ]
 
 
-class _Handler:
-    operation = ""
-    fields: tuple[str, ...] = ()
-    changes_state_on_get = False
+class _Handler(SessionHandler):
+    failures = _FAILURES
 
     def __init__(self, identities: IdentityOperations):
         self._identities = identities
 
-    def prepare(self, request: ApiRequest) -> Prepared | ApiReply:
-        # A GET that changes state is checked for CSRF as a POST would be.
-        checked = replace(request, method="POST") if self.changes_state_on_get else request
-        credentials = session_credentials(checked)
-        if isinstance(credentials, ApiReply):
-            return credentials
-        try:
-            data = {"identity": path_param(request, "id")}
-            if self.fields:
-                data.update(body_fields(request, self.fields))
-        except BadRequest as bad:
-            return bad.reply
-        return Prepared(credentials, self.operation, data)
-
-    def handle(self, prepared: Prepared, caller) -> ApiReply:
-        try:
-            return self.call(caller, prepared.data)
-        except Missing as err:
-            return failure(400, "INVALID_REQUEST", str(err))
-        except errors.AcrTooLow as err:
-            return json_reply(403, {"status": "FAILURE", "code": "ACR_TOO_LOW", "message": str(err),
-                                    "requiredAcr": err.needed})
-        except errors.UserLocked as err:
-            return user_locked(err.until, str(err))
-        except errors.TotpAdminError as err:
-            status, code = next((found for kind, found in _FAILURES.items() if isinstance(err, kind)),
-                                (400, "INVALID_REQUEST"))
-            return failure(status, code, str(err))
-
-    def call(self, caller, data: dict) -> ApiReply:
-        raise NotImplementedError
-
-    def refused(self, prepared: Prepared) -> ApiReply:
-        return signed_out()
-
-    def throttled(self, prepared: Prepared, retry_after: int) -> ApiReply:
-        return replies.throttled(retry_after)
-
-    def unavailable(self, prepared: Prepared, error) -> ApiReply:
-        return replies.unavailable()
+    def read(self, request: ApiRequest) -> dict:
+        return {"identity": path_param(request, "id"), **super().read(request)}
 
 
 class _StartEnrollment(_Handler):
     operation = "identity.totp.enroll.start"
     changes_state_on_get = True
 
-    def call(self, caller, data: dict) -> ApiReply:
+    def call(self, caller, prepared: Prepared) -> ApiReply:
+        data = prepared.data
         started = self._identities.start_enrollment(caller, data["identity"])
         return json_reply(200, {"id": started.id, "base64_image": base64.b64encode(png(started.uri)).decode("ascii")},
                           NO_STORE)
@@ -115,7 +73,8 @@ class _FinishEnrollment(_Handler):
     operation = "identity.totp.enroll.finish"
     fields = ("id", "code")
 
-    def call(self, caller, data: dict) -> ApiReply:
+    def call(self, caller, prepared: Prepared) -> ApiReply:
+        data = prepared.data
         codes = self._identities.finish_enrollment(caller, data["identity"], required(data, "id"),
                                                    required(data, "code"))
         if codes is None:
@@ -126,7 +85,8 @@ class _FinishEnrollment(_Handler):
 class _RecoveryCodes(_Handler):
     operation = "identity.totp.recoveryCodes"
 
-    def call(self, caller, data: dict) -> ApiReply:
+    def call(self, caller, prepared: Prepared) -> ApiReply:
+        data = prepared.data
         return json_reply(200, {"recovery_codes": self._identities.regenerate_recovery_codes(caller, data["identity"])},
                           NO_STORE)
 
@@ -134,7 +94,8 @@ class _RecoveryCodes(_Handler):
 class _Remove(_Handler):
     operation = "identity.totp.remove"
 
-    def call(self, caller, data: dict) -> ApiReply:
+    def call(self, caller, prepared: Prepared) -> ApiReply:
+        data = prepared.data
         self._identities.remove(caller, data["identity"])
         return ApiReply(204, JSON, b"")
 
@@ -143,7 +104,8 @@ class _MfaMethod(_Handler):
     operation = "identity.mfaMethod"
     fields = ("method",)
 
-    def call(self, caller, data: dict) -> ApiReply:
+    def call(self, caller, prepared: Prepared) -> ApiReply:
+        data = prepared.data
         method = required(data, "method")
         if method not in METHODS:
             return failure(400, "INVALID_REQUEST", f"method must be one of: {', '.join(METHODS)}")

@@ -14,13 +14,15 @@ nothing changes (checked before the login, so nothing is even read). Bearer call
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ...core import errors
 from ...core.sessions import csrf_matches, csrf_token
 from ...operations.login import PasswordCredentials
 from ...operations.sessions import NewSession, SessionCredentials, SessionOperations, SessionView
 from ..messages import ApiReply, ApiRequest
-from .fields import BadRequest, Missing, body_fields, required
 from . import replies
+from .fields import BadRequest, Missing, body_fields, required
 from .replies import JSON, NO_STORE, failure, json_reply, user_locked
 from .routes import Prepared, Route
 
@@ -76,25 +78,29 @@ def signed_out() -> ApiReply:
     return failure(401, "NOT_SIGNED_IN", "Sign in first", headers=(("WWW-Authenticate", 'Bearer realm="totp-admin"'),))
 
 
-class _Handler:
+class SessionHandler:
+    """A JSON call made in a sign-in session (here, and the identity API's): the session's credentials
+    (CSRF-checked for a change by cookie), the body's ``fields``, the call, its domain errors as JSON
+    failures (``failures``; a too-low level is 403 ``ACR_TOO_LOW`` with ``requiredAcr``)."""
+
     operation = ""
     fields: tuple[str, ...] = ()
-
-    def __init__(self, sessions: SessionOperations):
-        self._sessions = sessions
+    changes_state_on_get = False  # a GET that changes state is CSRF-checked as a POST would be
+    failures: dict[type, tuple[int, str]] = _FAILURES
 
     def prepare(self, request: ApiRequest) -> Prepared | ApiReply:
-        credentials = session_credentials(request)
+        checked = replace(request, method="POST") if self.changes_state_on_get else request
+        credentials = session_credentials(checked)
         if isinstance(credentials, ApiReply):
             return credentials
-        return self._read(request, credentials)
-
-    def _read(self, request: ApiRequest, credentials) -> Prepared | ApiReply:
         try:
-            data = body_fields(request, self.fields) if self.fields else {}
+            data = self.read(request)
         except BadRequest as bad:
             return bad.reply
         return Prepared(credentials, self.operation, data)
+
+    def read(self, request: ApiRequest) -> dict:
+        return body_fields(request, self.fields) if self.fields else {}
 
     def handle(self, prepared: Prepared, caller) -> ApiReply:
         try:
@@ -102,10 +108,20 @@ class _Handler:
         except Missing as err:
             return failure(400, "INVALID_REQUEST", str(err))
         except errors.TotpAdminError as err:
-            return _failure(err)
+            return self.failure_of(err)
 
     def call(self, caller, prepared: Prepared) -> ApiReply:
         raise NotImplementedError
+
+    def failure_of(self, err: errors.TotpAdminError) -> ApiReply:
+        if isinstance(err, errors.AcrTooLow):
+            return json_reply(403, {"status": "FAILURE", "code": "ACR_TOO_LOW", "message": str(err),
+                                    "requiredAcr": err.needed})
+        if isinstance(err, errors.UserLocked):
+            return user_locked(err.until, str(err))
+        status, code = next((found for kind, found in self.failures.items() if isinstance(err, kind)),
+                            (400, "INVALID_REQUEST"))
+        return failure(status, code, str(err))
 
     def refused(self, prepared: Prepared) -> ApiReply:
         return signed_out()
@@ -115,6 +131,11 @@ class _Handler:
 
     def unavailable(self, prepared: Prepared, error) -> ApiReply:
         return replies.unavailable()
+
+
+class _Handler(SessionHandler):
+    def __init__(self, sessions: SessionOperations):
+        self._sessions = sessions
 
 
 class _SignIn(_Handler):
@@ -182,11 +203,3 @@ def _cookies(token: str | None) -> tuple[tuple[str, str], ...]:
                 ("Set-Cookie", f"tokentype=; {_COOKIE_ATTRIBUTES}{gone}"))
     return (("Set-Cookie", f"{COOKIE}={token}; HttpOnly; {_COOKIE_ATTRIBUTES}"),
             ("Set-Cookie", f"tokentype=bearer; {_COOKIE_ATTRIBUTES}"))
-
-
-def _failure(err: errors.TotpAdminError) -> ApiReply:
-    status, code = next((found for kind, found in _FAILURES.items() if isinstance(err, kind)),
-                        (400, "INVALID_REQUEST"))
-    if isinstance(err, errors.UserLocked):
-        return user_locked(err.until, str(err))
-    return failure(status, code, str(err))
