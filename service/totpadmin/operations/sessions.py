@@ -104,7 +104,7 @@ class SessionOperations:
         me = _session_user(caller)
         return self.run(caller, "session.get", me.user,
                          lambda transaction: self._view(transaction, me.user, me.session, self._clock()),
-                         read_only=self._trail.reads_first)
+                         read_only=True)
 
     def second_factor(self, caller: Caller, code: str | None) -> NewSession | None:
         """Raise the session with ``code`` (a TOTP code, or a recovery code): the session under a new
@@ -170,9 +170,10 @@ class SessionOperations:
         then). A refusal (a domain error) is audited on its own and raised. Other self-service use cases
         (operations/me_totp.py) run through here too."""
         me = caller.principal if isinstance(caller.principal, SessionUser) else None
-        # A session's last use is written at most every TOUCH_SECONDS: then even a read is a writer.
+        # A session's last use is written at most every TOUCH_SECONDS: then even a read is a writer. A
+        # read leaves its audit row to the batched trail (SQLite); elsewhere the row goes in its transaction.
         touch = me is not None and me.session.touch_due(self._clock())
-        read_only = read_only and not touch
+        read_only = read_only and self._trail.reads_first and not touch
         try:
             with self._db.transaction(read_only=read_only) as transaction:
                 if caller.confirm is not None and not caller.confirm(transaction):
