@@ -50,7 +50,8 @@ def endpoints(tmp_path, database):
         # As an older version stored it: PRECIS refuses the space in new names, not in stored ones.
         unit.connection.execute(text("INSERT INTO users (uuid, tenant_id, username, password_hash, role, created_at) "
                                      "SELECT :uuid, id, 'x y', :hash, 'user', CURRENT_TIMESTAMP FROM tenants "
-                                     "WHERE domain = 'carbon.super'"), {"hash": hasher.hash("pw"), "uuid": str(uuid.uuid4())})
+                                     "WHERE domain = 'carbon.super'"),
+                                {"hash": hasher.hash("pw"), "uuid": str(uuid.uuid4())})
     services = Services(
         settings=settings, db=db,
         enrollment=Enrollment(settings.totp, new_secret=lambda n: FIXED_SECRET[:n]),

@@ -67,20 +67,20 @@ class Enrollment:
 
     def generate_secret(self, account: Account) -> str:
         """A pending secret for the user to scan; the active one (if any) is untouched until enableTOTP."""
-        secret_text = self._new_secret_text()
-        account.set(claims.VERIFY_SECRET_KEY, secret_text)
-        account.save_state(pending_expires_at=self._checker.now() + self._settings.pending_secret_seconds)
+        secret_text = self.pending_secret(account, new=True)
         return legacy_base64(self.qr_url(account.ref, secret_text), chunked=self._settings.chunked_base64)
 
     def pending_secret(self, account: Account, *, new: bool = False) -> str:
         """The secret waiting for its first code (verify before activate): the one pending, or a new one
         if ``new``, if none is pending or if it expired. The active secret (if any) is untouched."""
-        pending = account.get(claims.VERIFY_SECRET_KEY)
-        expires = account.state().pending_expires_at
-        if new or not pending or (expires is not None and self._checker.now() >= expires):
-            pending = self._new_secret_text()
-            account.set(claims.VERIFY_SECRET_KEY, pending)
-            account.save_state(pending_expires_at=self._checker.now() + self._settings.pending_secret_seconds)
+        if not new:
+            pending = account.get(claims.VERIFY_SECRET_KEY)
+            expires = account.state().pending_expires_at
+            if pending and (expires is None or self._checker.now() < expires):
+                return pending
+        pending = self._new_secret_text()
+        account.set(claims.VERIFY_SECRET_KEY, pending)
+        account.save_state(pending_expires_at=self._checker.now() + self._settings.pending_secret_seconds)
         return pending
 
     def enable_totp(self, account: Account, code: str | None) -> list[str] | None:

@@ -35,11 +35,11 @@ class MeTotpOperations:
 
     def init(self, caller: Caller) -> str:
         """The otpauth URI of the pending secret (the same one again while it waits)."""
-        return self._write(caller, "me.totp.init", lambda account: self._pending_uri(account, new=False))
+        return self._run(caller, "me.totp.init", lambda account: self._pending_uri(account, new=False))
 
     def refresh(self, caller: Caller) -> str:
         """The otpauth URI of a new pending secret."""
-        return self._write(caller, "me.totp.refresh", lambda account: self._pending_uri(account, new=True))
+        return self._run(caller, "me.totp.refresh", lambda account: self._pending_uri(account, new=True))
 
     def view(self, caller: Caller) -> str:
         """The active secret's URI (ACR 2), else the pending one's (made if none)."""
@@ -48,7 +48,7 @@ class MeTotpOperations:
                 self._require(caller, ACR_SECOND_FACTOR)
                 return self._uri(account, account.get(claims.SECRET_KEY))
             return self._pending_uri(account, new=False)
-        return self._write(caller, "me.totp.view", action)
+        return self._run(caller, "me.totp.view", action)
 
     def qr(self, caller: Caller) -> str:
         """``GET /me/totp``: the active secret's URI (ACR 2), else the pending one's; :class:`NoQrCode` if
@@ -70,7 +70,7 @@ class MeTotpOperations:
                 self._require(caller, ACR_SECOND_FACTOR)
                 return account.get(claims.SECRET_KEY)
             return self._enrollment.pending_secret(account)
-        return self._write(caller, "me.totp.secret", action)
+        return self._run(caller, "me.totp.secret", action)
 
     def validate(self, caller: Caller, code: str | None) -> bool:
         """Against the pending secret if one waits (a right code activates it), else the active one; a
@@ -90,7 +90,7 @@ class MeTotpOperations:
             if is_enabled(account):
                 self._require(caller, ACR_SECOND_FACTOR)
             self._enrollment.reset_totp(account)
-        self._write(caller, "me.totp.delete", action)
+        self._run(caller, "me.totp.delete", action)
 
     # --- steps ---
 
@@ -105,9 +105,6 @@ class MeTotpOperations:
         if isinstance(me, SessionUser) and me.session.acr(self._clock()) >= level:
             return
         raise AcrTooLow(level)
-
-    def _write(self, caller: Caller, operation: str, action):
-        return self._run(caller, operation, action)
 
     def _run(self, caller: Caller, operation: str, action, *, read_only: bool = False, verdict: bool = False,
              sessionless: bool = False):

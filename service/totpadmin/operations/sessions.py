@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from ..core import audit
@@ -118,17 +118,17 @@ class SessionOperations:
             if proof is None:
                 return None
             token = new_token()
-            totp_at = now if proof == TOTP else me.session.totp_at
-            if not transaction.sessions.rotate(me.session, token_hash(token), ACR_SECOND_FACTOR, totp_at, now):
+            session = replace(me.session, token_hash=token_hash(token), level=ACR_SECOND_FACTOR, last_seen_at=now,
+                              totp_at=now if proof == TOTP else me.session.totp_at)
+            if not transaction.sessions.rotate(me.session, session):
                 raise NotAuthorized()  # the session ended or was rotated meanwhile
-            session = Session(token_hash(token), me.user.user_id, ACR_SECOND_FACTOR, me.session.created_at, now,
-                              totp_at)
             return NewSession(token, self._view(transaction, me.user, session, now))
         return self.run(caller, "session.secondFactor", me.user, action, verdict=True)
 
     def sign_out(self, caller: Caller) -> None:
         me = _session_user(caller)
-        self.run(caller, "session.signOut", me.user, lambda transaction: transaction.sessions.end(me.session.token_hash))
+        self.run(caller, "session.signOut", me.user,
+                 lambda transaction: transaction.sessions.end(me.session.token_hash))
 
     # --- the login pipeline's side: find and check a session ---
 
@@ -146,7 +146,7 @@ class SessionOperations:
 
     def confirm(self, transaction, me: SessionUser, *, touch: bool) -> bool:
         """Inside the call's transaction: the session is still the one found (not ended, rotated or
-        expired meanwhile). ``touch``: write its last use now (the idle timeout; see :meth:`_run`)."""
+        expired meanwhile). ``touch``: write its last use now (the idle timeout; see :meth:`run`)."""
         now = self._clock()
         session = transaction.sessions.find(me.session.token_hash)
         if session is None or not session.same_level(me.session) or not session.alive(self._policy, now):

@@ -51,10 +51,11 @@ class SessionRepository:
     def touch(self, token_hash: str, now: float) -> None:
         self._transaction.change(_TOUCH, {"b_hash": token_hash, "b_now": now})
 
-    def rotate(self, old: Session, new_hash: str, level: int, totp_at: float | None, now: float) -> bool:
-        """Move the session to a new token with its new level; False if the old token was no longer it."""
-        return self._transaction.change(_ROTATE, {"b_hash": old.token_hash, "b_new_hash": new_hash, "b_level": level,
-                                                  "b_totp_at": totp_at, "b_now": now}) == 1
+    def rotate(self, old: Session, new: Session) -> bool:
+        """Move the session to ``new``'s token, level and times; False if the old token was no longer it."""
+        return self._transaction.change(_ROTATE, {"b_hash": old.token_hash, "b_new_hash": new.token_hash,
+                                                  "b_level": new.level, "b_totp_at": new.totp_at,
+                                                  "b_now": new.last_seen_at}) == 1
 
     def end(self, token_hash: str) -> bool:
         return self._transaction.change(_END, {"b_hash": token_hash}) == 1
