@@ -23,7 +23,7 @@ from totpadmin.core.sessions import SessionPolicy, csrf_matches, csrf_token, tok
 from totpadmin.core.usernames import SUPER_TENANT, UserRef
 from totpadmin.core.validation import Validation
 from totpadmin.operations.caller import Caller
-from totpadmin.operations.sessions import SessionCredentials, SessionOperations
+from totpadmin.operations.sessions import SessionCredentials, SessionOperations, NewSession, WrongCode
 from totpadmin.operations.totp import TotpOperations
 from totpadmin.store.database import Database
 
@@ -107,15 +107,28 @@ def test_a_password_gives_acr_1_and_a_totp_code_2_then_3_for_five_minutes(world)
     assert world.sessions.describe(session_caller(world, raised.token)).id == view.id, "a stable id"
 
 
+def test_a_code_used_already_is_told_apart_from_a_wrong_one(world):
+    totp, _ = enroll(world, ALICE)
+    code = totp.at(world.clock.now)
+    first = world.sessions.sign_in(password_caller(world.db, ALICE))
+    assert isinstance(world.sessions.second_factor(session_caller(world, first.token), code), NewSession)
+    again = world.sessions.sign_in(password_caller(world.db, ALICE))
+    assert world.sessions.second_factor(session_caller(world, again.token), code) == WrongCode(replayed=True)
+    wrong = "000000" if code != "000000" else "111111"
+    assert world.sessions.second_factor(session_caller(world, again.token), wrong) == WrongCode(replayed=False)
+
+
 def test_a_recovery_code_gives_2_but_not_3_and_wrong_codes_lock_as_validate_totp(world):
     totp, codes = enroll(world, ALICE)
     new = world.sessions.sign_in(password_caller(world.db, ALICE))
     raised = world.sessions.second_factor(session_caller(world, new.token), codes[0])
     assert raised.view.acr == 2
-    assert world.sessions.second_factor(session_caller(world, raised.token), codes[0]) is None, "spent"
+    assert world.sessions.second_factor(session_caller(world, raised.token), codes[0]) == WrongCode(), "spent"
     wrong = "000000" if totp.at(world.clock.now) != "000000" else "111111"
-    for _ in range(4):  # maxFailedAttempts=5: the spent recovery code was the first failure
-        assert world.sessions.second_factor(session_caller(world, raised.token), wrong) is None
+    for _ in range(3):  # maxFailedAttempts=5: the spent recovery code was the first failure
+        assert world.sessions.second_factor(session_caller(world, raised.token), wrong) == WrongCode()
+    locking = world.sessions.second_factor(session_caller(world, raised.token), wrong)
+    assert locking.locked_until is not None and locking.locked_until > world.clock.now, "the fifth one locks"
     with pytest.raises(UserLocked):
         world.sessions.second_factor(session_caller(world, raised.token), totp.at(world.clock.now))
 

@@ -63,6 +63,9 @@ class Account(Protocol):
     def update_device(self, device_id: int, **changes) -> None:
         """Write some of: active, primary, secret (None only), last_step, pending_expires_at, last_used_at."""
 
+    def rename_device(self, device_id: int, name: str, secret: str | None) -> None:
+        """A new name; ``secret``: a non-primary device's own secret, sealed again for the new name."""
+
     def claim_device_step(self, device_id: int, step: int) -> bool:
         """Atomically record ``step`` as the device's newest used one if it is newer; False if not."""
 

@@ -117,6 +117,26 @@ class Devices:
             device = Device(device_id, name, primary=False, active=False, pending_expires_at=expires)
         return NewDevice(device, secret_text, self._enrollment.qr_url(account.ref, secret_text))
 
+    def rename(self, account: Account, device: Device, name: object) -> Device:
+        """Give ``device`` a new name, unique among the user's devices (case-insensitively). A non-primary
+        device's secret is sealed to its name, so it is sealed again under the new one."""
+        name = check_name(name)
+        if any(d.name.casefold() == name.casefold() and d.id != device.id for d in self.list(account)):
+            raise DeviceNameTaken(name)
+        if device.id is None:  # the primary device of an older enrolment: it gets its row now
+            device_id = account.add_device(name, primary=True, secret=None, pending_expires_at=None,
+                                           active=device.active)
+            return replace(device, id=device_id, name=name)
+        secret = None if device.primary else account.device_secret(device.id)
+        account.rename_device(device.id, name, secret)
+        return replace(device, name=name)
+
+    def pending_uri(self, account: Account, device: Device) -> str:
+        """The enrollment URL of a pending device again (its QR, shown again after a wrong first code)."""
+        if device.active:
+            raise DeviceNotPending()
+        return self._enrollment.qr_url(account.ref, self._key_text(account, device))
+
     def activate(self, account: Account, device: Device, code: str | None) -> list[str] | None:
         """Activate a pending device if ``code`` is right for it: the user's new recovery codes when it is
         the primary device, else []; None if the code is wrong (counted toward the lockout)."""

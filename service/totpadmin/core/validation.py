@@ -11,6 +11,7 @@ from .code_checker import CodeChecker
 from .devices import other_device_accepts
 from .enrollment import is_enabled
 from .errors import TotpNotEnabled
+from .otp import matching_step
 from .sessions import RECOVERY, TOTP
 
 
@@ -47,6 +48,17 @@ class Validation:
             return None
         self._checker.succeeded(account, state)
         return proof
+
+    def replayed(self, account: Account, code: str | None) -> bool:
+        """Whether ``code``, just refused, is the primary device's code for a step already used (a replay,
+        told apart from a wrong code so that a person can be told to wait for the next code)."""
+        last_step = account.state().last_step
+        secret = account.get(claims.SECRET_KEY) if is_enabled(account) else None
+        if last_step is None or not secret:
+            return False
+        key = secret_codec.decode_secret(secret, account.get(claims.ENCODING) or self._settings.encoding)
+        step = matching_step(key, code, self._checker.now(), self._checker.otp)
+        return step is not None and step <= last_step
 
     def unlock(self, account: Account) -> bool:
         """End a lockout and forget counted failures (an admin's action)."""

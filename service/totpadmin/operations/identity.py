@@ -24,11 +24,10 @@ from ..core.errors import (AcrTooLow, ChallengeGone, NotAuthorized, TotpNotEnabl
 from ..core.sessions import ACR_PASSWORD, ACR_SECOND_FACTOR, ACR_STEP_UP
 from .caller import Caller
 from .sessions import SessionOperations, SessionUser
+from .totp_policy import MFA_METHOD, METHODS, required_by
 
 ENROLLMENT = "enrollment"  # the kind of its row among the device API's authIds
 SELF_SERVICE = "self-service"  # the row's "client": the user themselves
-MFA_METHOD = "urn:totp-admin:claims:mfa-method"  # the user's choice: "totp" or "none" (unset: none)
-METHODS = ("totp", "none")
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class IdentityOperations:
         def action(transaction, account):
             if not is_enabled(account):
                 raise TotpNotEnabled(mandatory=False)
-            if self._required(transaction, account):
+            if required_by(self._settings, transaction, account):
                 raise TotpRequired()
             self._enrollment.reset_totp(account)
         self._run(caller, "identity.totp.remove", identity, ACR_SECOND_FACTOR, action)
@@ -97,12 +96,6 @@ class IdentityOperations:
         self._run(caller, "identity.mfaMethod", identity, ACR_SECOND_FACTOR, action)
 
     # --- steps ---
-
-    def _required(self, transaction, account) -> bool:
-        """Whether TOTP is required for the user: by the policy, an application of their tenant, or them."""
-        if self._settings.totp.mandatory or account.get(MFA_METHOD) == "totp":
-            return True
-        return any(client.totp_policy == "required" for client in transaction.oauth.clients(account.ref.tenant))
 
     def _run(self, caller: Caller, operation: str, identity: str, level: int, action, *, verdict: bool = False):
         me = caller.principal

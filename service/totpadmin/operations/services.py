@@ -22,6 +22,7 @@ from .login import PasswordLogins
 from .oauth import OAuthTokens
 from .identity import IdentityOperations
 from .me_totp import MeTotpOperations
+from .my_account import AccountOperations
 from .sessions import SessionLogins, SessionOperations
 from .totp import TotpOperations
 
@@ -50,6 +51,7 @@ class Services:
     session_logins: SessionLogins = field(init=False, repr=False)  # session tokens (cookie or bearer)
     me_totp_operations: MeTotpOperations = field(init=False, repr=False)  # WSO2's me/totp
     identity_operations: IdentityOperations = field(init=False, repr=False)  # the identity enrollment API
+    account_operations: AccountOperations = field(init=False, repr=False)  # MyAccount (the pages)
 
     def __post_init__(self):
         operations = TotpOperations(self.settings, self.db, self.enrollment, self.validation, self.audit_trail,
@@ -73,3 +75,5 @@ class Services:
         object.__setattr__(self, "me_totp_operations",
                            MeTotpOperations(sessions, self.enrollment, self.validation, t.digits))
         object.__setattr__(self, "identity_operations", IdentityOperations(self.settings, sessions, self.enrollment))
+        object.__setattr__(self, "account_operations", AccountOperations(self.settings, sessions, devices,
+                                                                         self.enrollment))

@@ -67,6 +67,18 @@ class SessionView:
 
 
 @dataclass(frozen=True)
+class WrongCode:
+    """A second factor refused: a wrong code, or (``replayed``) the current code used already;
+    ``locked_until``: this failure began a lockout (epoch seconds)."""
+
+    replayed: bool = False
+    locked_until: float | None = None
+
+    def __bool__(self) -> bool:
+        return False  # a refusal: audited as a failure (``run``'s verdict), as the None it extends
+
+
+@dataclass(frozen=True)
 class NewSession:
     token: str = field(repr=False)  # shown once, to the client
     view: SessionView
@@ -106,24 +118,31 @@ class SessionOperations:
                          lambda transaction: self._view(transaction, me.user, me.session, self._clock()),
                          read_only=True)
 
-    def second_factor(self, caller: Caller, code: str | None) -> NewSession | None:
+    def second_factor(self, caller: Caller, code: str | None) -> NewSession | WrongCode:
         """Raise the session with ``code`` (a TOTP code, or a recovery code): the session under a new
-        token; None for a wrong code (counted toward the lockout, as by validateTOTP)."""
+        token; :class:`WrongCode` for a wrong or replayed code (counted toward the lockout, as by
+        validateTOTP)."""
         me = _session_user(caller)
-        now = self._clock()
 
         def action(transaction):
             account = transaction.accounts.find_by_id(me.user.user_id)
             proof = self._validation.second_factor(account, code)
             if proof is None:
-                return None
-            token = new_token()
-            session = replace(me.session, token_hash=token_hash(token), level=ACR_SECOND_FACTOR, last_seen_at=now,
-                              totp_at=now if proof == TOTP else me.session.totp_at)
-            if not transaction.sessions.rotate(me.session, session):
-                raise NotAuthorized()  # the session ended or was rotated meanwhile
-            return NewSession(token, self._view(transaction, me.user, session, now))
+                return WrongCode(replayed=self._validation.replayed(account, code),
+                                 locked_until=account.state().locked_until)
+            return self.raised(transaction, me, proof)
         return self.run(caller, "session.secondFactor", me.user, action, verdict=True)
+
+    def raised(self, transaction, me: SessionUser, proof: str) -> NewSession:
+        """Inside a call's transaction: ``me``'s session at ACR 2 under a new token, after a second factor
+        (``proof``: TOTP or RECOVERY; a TOTP code also counts as step-up for a while)."""
+        now = self._clock()
+        token = new_token()
+        session = replace(me.session, token_hash=token_hash(token), level=ACR_SECOND_FACTOR, last_seen_at=now,
+                          totp_at=now if proof == TOTP else me.session.totp_at)
+        if not transaction.sessions.rotate(me.session, session):
+            raise NotAuthorized()  # the session ended or was rotated meanwhile
+        return NewSession(token, self._view(transaction, me.user, session, now))
 
     def sign_out(self, caller: Caller) -> None:
         me = _session_user(caller)

@@ -31,6 +31,7 @@ from ..operations.services import Services
 from ..protocols.json import ciam, identity, me_totp, session
 from ..protocols.json.oauth_token import TokenEndpoint
 from ..protocols.json.routes import Route, RouteTable
+from ..protocols.pages import account, assets, sign_in
 from ..store.database import Database
 from ..wiring import bootstrap_admin, open_database
 from . import cpu_affinity, supervisor_pipe, tls
@@ -78,12 +79,18 @@ class _Api(resource.Resource):
 
 
 def json_routes(services: Services) -> RouteTable:
-    """The JSON APIs: (method, path) -> handler (protocols/json/routes.py)."""
+    """The JSON APIs: (method, path) -> handler (protocols/json/routes.py); their contract is openapi.json."""
     return RouteTable([Route("POST", "/oauth2/token", TokenEndpoint(services.tokens)),
                        *ciam.routes(services.device_operations),
                        *session.routes(services.session_operations),
                        *me_totp.routes(services.me_totp_operations),
                        *identity.routes(services.identity_operations)])
+
+
+def page_routes(services: Services) -> list[Route]:
+    """The self-service pages (protocols/pages), served by the same route table."""
+    return [*sign_in.routes(services.session_operations), *account.routes(services.account_operations),
+            *assets.routes()]
 
 
 def login_throttle(settings: Settings) -> LoginThrottle:
@@ -146,7 +153,7 @@ def build_site(reactor, settings: Settings, db: Database, metrics: Metrics,
         hide_wsdl=settings.carbon.hide_wsdl, public_host=settings.carbon.host_name, https=settings.https,
         clients=clients, in_flight=in_flight,
     )
-    routes = json_routes(services)
+    routes = json_routes(services).including(page_routes(services))
     rest_resource = RestResource(calls, logins, routes, metrics,
                                  max_body_bytes=settings.max_body_bytes, clients=clients, in_flight=in_flight)
     root = _Root(services_resource, rest_resource, routes.prefixes, ReadyResource(reactor, pool, db))

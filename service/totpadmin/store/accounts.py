@@ -262,6 +262,15 @@ class StoredAccount:
         self._transaction.connection.execute(
             update(_DEVICES).where(_DEVICES.c.id == device_id, _DEVICES.c.user_id == self.user_id).values(**values))
 
+    def rename_device(self, device_id: int, name: str, secret: str | None) -> None:
+        """A new name; ``secret``: the device's own secret, sealed again (its seal names the device)."""
+        values = {"name": name}
+        if secret is not None:
+            values["key_id"], values["secret"] = self._secrets.seal(secret, self._aad(_device_uri(name)))
+        self._transaction.make_durable()
+        self._transaction.connection.execute(
+            update(_DEVICES).where(_DEVICES.c.id == device_id, _DEVICES.c.user_id == self.user_id).values(**values))
+
     def claim_device_step(self, device_id: int, step: int) -> bool:
         claimed = self._transaction.change(_CLAIM_DEVICE_STEP, {"b_user_id": self.user_id, "b_device_id": device_id,
                                                                 "b_step": step}) == 1

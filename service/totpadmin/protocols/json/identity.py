@@ -17,7 +17,8 @@ from __future__ import annotations
 import base64
 from ...core import errors
 from ...core.qr_image import png
-from ...operations.identity import METHODS, IdentityOperations
+from ...operations.identity import IdentityOperations
+from ...operations.totp_policy import METHODS
 from ..messages import ApiReply, ApiRequest
 from .fields import path_param, required
 from .replies import JSON, NO_STORE, failure, json_reply

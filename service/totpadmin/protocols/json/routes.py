@@ -68,6 +68,10 @@ class RouteTable:
     def __init__(self, routes: list[Route]):
         self._routes = routes
 
+    def including(self, routes: list[Route]) -> RouteTable:
+        """This table and ``routes`` (the pages beside the JSON APIs)."""
+        return RouteTable([*self._routes, *routes])
+
     def find(self, method: str, path: str) -> Match | list[str] | None:
         """The route for ``method`` at ``path``; else the methods the path allows (405), or None (404)."""
         segments = path.strip("/").split("/")

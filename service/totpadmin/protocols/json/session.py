@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from ...core import errors
 from ...core.sessions import csrf_matches, csrf_token
+from ..session_cookie import SAFE_METHODS, cookie_headers, foreign_origin
 from ...operations.login import PasswordCredentials
 from ...operations.sessions import NewSession, SessionCredentials, SessionOperations, SessionView
 from ..messages import ApiReply, ApiRequest
@@ -27,9 +28,6 @@ from .replies import JSON, NO_STORE, failure, json_reply, user_locked
 from .routes import Prepared, Route
 
 BASE = "/api/session"
-COOKIE = "accesstoken"
-_COOKIE_ATTRIBUTES = "Path=/; Secure; SameSite=Lax"
-SAFE_METHODS = ("GET", "HEAD")
 
 _FAILURES: dict[type, tuple[int, str]] = {
     errors.InvalidUsername: (400, "INVALID_USERNAME"),
@@ -67,7 +65,7 @@ def session_credentials(request: ApiRequest) -> SessionCredentials | ApiReply:
 def csrf_refusal(request: ApiRequest) -> ApiReply | None:
     if request.method in SAFE_METHODS:
         return None
-    if request.origin is not None and request.origin != f"https://{request.host}":
+    if foreign_origin(request):
         return failure(403, "CSRF", "The request comes from another site (Origin)")
     if not csrf_matches(request.session_token, request.csrf_token):
         return failure(403, "CSRF", "The X-CSRF-Token header is missing or is not this session's")
@@ -172,7 +170,7 @@ class _SecondFactor(_Handler):
 
     def call(self, caller, prepared: Prepared) -> ApiReply:
         raised = self._sessions.second_factor(caller, required(prepared.data, "code"))
-        if raised is None:
+        if not isinstance(raised, NewSession):
             return failure(401, "INVALID_OTP", "The code is not valid")
         return _session_reply(200, raised)
 
@@ -182,7 +180,7 @@ class _SignOut(_Handler):
 
     def call(self, caller, prepared: Prepared) -> ApiReply:
         self._sessions.sign_out(caller)
-        return ApiReply(204, JSON, b"", headers=NO_STORE + _cookies(None))
+        return ApiReply(204, JSON, b"", headers=NO_STORE + cookie_headers(None))
 
 
 def _view(view: SessionView, token: str) -> dict:
@@ -192,14 +190,6 @@ def _view(view: SessionView, token: str) -> dict:
 
 def _session_reply(status: int, new: NewSession) -> ApiReply:
     document = _view(new.view, new.token) | {"accessToken": new.token, "tokenType": "bearer"}
-    return json_reply(status, document, NO_STORE + _cookies(new.token))
+    return json_reply(status, document, NO_STORE + cookie_headers(new.token))
 
 
-def _cookies(token: str | None) -> tuple[tuple[str, str], ...]:
-    """The session's cookies (Misakey's: ``accesstoken``, and ``tokentype=bearer`` beside it); None: cleared."""
-    if token is None:
-        gone = "; Max-Age=0"
-        return (("Set-Cookie", f"{COOKIE}=; HttpOnly; {_COOKIE_ATTRIBUTES}{gone}"),
-                ("Set-Cookie", f"tokentype=; {_COOKIE_ATTRIBUTES}{gone}"))
-    return (("Set-Cookie", f"{COOKIE}={token}; HttpOnly; {_COOKIE_ATTRIBUTES}"),
-            ("Set-Cookie", f"tokentype=bearer; {_COOKIE_ATTRIBUTES}"))
