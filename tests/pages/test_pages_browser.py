@@ -312,6 +312,15 @@ def test_my_account_devices_requirement_and_recovery_codes(browser, srv):
     assert "not right" in b.text("error"), "the old set stopped working"
     b.enter_code(new_codes[0])
     assert b.path == "/account"
+
+    # Not required any more: the last authenticator can go, and TOTP with it (every session ends).
+    b.el("require").click()
+    b.submit("save-require")
+    assert not b.el("require").is_selected()
+    b.loading(b.driver.find_element(By.CSS_SELECTOR, "button[aria-label='Remove iPad']").click)
+    assert b.path == "/login" and "Two-step verification is off" in b.text("main")
+    b.sign_in("dave")
+    assert b.path == "/account" and "Off" in b.text("totp-status"), "the password alone signs in again"
     b.sign_out()
 
 
@@ -371,3 +380,25 @@ def test_no_session_means_the_sign_in_page_and_secrets_stay_out_of_logs_and_urls
     assert PW not in srv.log()
     for line in srv.log().splitlines():
         assert not re.search(r"[?&](code|csrf|token|secret)=", unquote(line)), line
+
+
+def test_an_enrollment_not_finished_in_time_says_so_and_starts_again(browser, shots, tmp_path):
+    from conftest import new_database, server_factory
+
+    with new_database(tmp_path) as database, server_factory(tmp_path, database) as factory:
+        quick = factory(properties={"pendingSecretLifetime": "2"})
+        quick.cli("user", "add", "gina", input=f"{PW}\n")
+        b = Browser(browser.driver, quick, shots)
+        b.sign_in("gina")
+        b.submit("add-device")
+        b.submit("start")
+        totp = b.scanned()
+        time.sleep(2.5)
+        b.enter_code(totp.now())
+        assert b.heading() == "This set-up expired"
+        b.shot("enroll-expired")
+        b.submit("back")
+        assert b.path == "/account/enroll", "a way on: start again"
+        b.submit("start")
+        b.enter_code(b.scanned().now())
+        assert b.heading() == "Your recovery codes"

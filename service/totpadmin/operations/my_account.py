@@ -98,15 +98,17 @@ class AccountOperations:
         return self._run(caller, "account.devices.rename", lambda transaction, me, account:
                          self._devices.rename(account, self._devices.find(account, name), new_name))
 
-    def remove_device(self, caller: Caller, name: str) -> None:
-        """Remove a device; the last active one only while TOTP is not required (then TOTP is off)."""
+    def remove_device(self, caller: Caller, name: str) -> bool:
+        """Remove a device; the last active one only while TOTP is not required. Whether TOTP is still on
+        (off: it was reset, and every session of the user ended, this one too)."""
         def action(transaction, me, account):
             device = self._devices.find(account, name)
             others = [d for d in self._devices.list(account) if d.active and d.name != device.name]
             if device.active and not others and required_by(self._settings, transaction, account):
                 raise TotpRequired()
             self._devices.remove(account, device)
-        self._run(caller, "account.devices.remove", action)
+            return is_enabled(account)
+        return self._run(caller, "account.devices.remove", action)
 
     def require_totp(self, caller: Caller, required: bool) -> None:
         """The user's own choice: TOTP at every sign-in (and their last device kept), or not."""

@@ -135,7 +135,8 @@ class _RemoveDevice(_Handler):
     operation = "account.devices.remove"
 
     def call(self, caller, prepared: Prepared) -> ApiReply:
-        self._accounts.remove_device(caller, prepared.data["form"].get("name", ""))
+        if not self._accounts.remove_device(caller, prepared.data["form"].get("name", "")):
+            return redirect("/login?done=totp-off", cookie_headers(None))  # a reset ends every session
         return redirect(f"{ACCOUNT}?done=removed")
 
 

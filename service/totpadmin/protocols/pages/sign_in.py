@@ -16,7 +16,8 @@ from .base import ACCOUNT, LOGIN, SECOND_STEP, PageHandler, locked, signed_out
 from .render import page, redirect
 
 STEP_UP = "recovery-codes"  # the one place a fresh code is asked for (?next=)
-_NOTES = {"signed-out": "You are signed out."}
+_NOTES = {"signed-out": "You are signed out.",
+          "totp-off": "Two-step verification is off, and you are signed out everywhere. Sign in again."}
 
 
 def routes(sessions: SessionOperations) -> list[Route]:
@@ -67,9 +68,8 @@ class _SignIn(PageHandler):
         if not user_name or not password:
             return sign_in_page(400, request, error="Enter your user name and password.", user_name=user_name)
         tenant = request.path_params.get("tenant")
-        if tenant and "@" not in user_name:
-            user_name = f"{user_name}@{tenant}"
-        return Prepared(PasswordCredentials(user_name, password), self.operation, (request, user_name))
+        qualified = f"{user_name}@{tenant}" if tenant and "@" not in user_name else user_name
+        return Prepared(PasswordCredentials(qualified, password), self.operation, (request, user_name))
 
     def handle(self, prepared: Prepared, caller) -> ApiReply:
         request, user_name = prepared.data
