@@ -366,6 +366,9 @@ def test_a_page_form_without_the_csrf_field_or_from_another_site_changes_nothing
     r = http.post(url, data={"name": "Mine", "csrf": csrf}, timeout=30)
     assert r.status_code == 200 and "Scan the QR code" in r.text, "with the field, the same form works"
     assert token not in srv.log() and csrf not in srv.log()
+    audit = str(srv.database.query_audit("SELECT * FROM audit_trail"))
+    assert "account.devices.add" in audit, "the pages' changes are audited"
+    assert token not in audit and csrf not in audit
 
 
 def test_no_session_means_the_sign_in_page_and_secrets_stay_out_of_logs_and_urls(browser, srv):
