@@ -295,6 +295,9 @@ def scenarios(small: int, big: int, connections: int) -> list[Scenario]:
         Scenario("s", "me/totp VALIDATE, 200 signed-in users (sessions)", "one", path=bench_ciam.ME_TOTP,
                  content_type="application/json", body_pre="", body_post="", users=(1, min(200, small)),
                  flow="me-totp", connections=c),
+        Scenario("p", "MyAccount page (GET /account), 200 signed-in users", "one", path=bench_ciam.ACCOUNT_PAGE,
+                 content_type="text/html", body_pre="", body_post="", users=(1, min(200, small)),
+                 flow="account-page", connections=c),
         *hostile_scenarios(c),
     ]
 
@@ -397,7 +400,7 @@ def preflight(sc: Scenario, server: Server) -> str:
         headers["Authorization"] = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
     if sc.flow == "signin":
         return preflight_signin(sc, server, headers, user)
-    if sc.flow == "me-totp":
+    if sc.flow in ("me-totp", "account-page"):
         return  # its users signed in just before (bench_ciam.session_tokens): they answered 201
     if sc.chunk_bytes:  # encoded here, so that it goes in one write as wrk sends it
         headers["Transfer-Encoding"] = "chunked"
@@ -546,6 +549,9 @@ def measure_once(sc: Scenario, server: Server | ServerPair, loads: list[tuple[st
         if data["n500"] or data["nother"]:
             problems.append(f"{data['n500']} HTTP 500, {data['nother']} answers other than 200/423")
         problems.append(f"answers: {data['ntrue']} valid, {data['nfalse']} not (or locked)")
+    elif sc.flow == "account-page":
+        if data["n500"] or data["nother"] or data["nfalse"]:
+            problems.append(f"{data['n500']} HTTP 500, {data['nother'] + data['nfalse']} answers other than the page")
     elif data["n500"] or data["nother"]:
         problems.append(f"{data['n500']} HTTP 500, {data['nother']} other non-200" if sc.count_bool
                         else f"{data['nother']} non-2xx answers")
@@ -928,6 +934,11 @@ def targets(by: dict[str, Result], connections: int) -> list[tuple[str, str, boo
         v = by["s"].cpu_us_per_req / by["d"].cpu_us_per_req
         out.append(("me/totp VALIDATE by a signed-in user against one form validateTOTP (server CPU per call)",
                     f"{v:.2f} x ({by['s'].cpu_us_per_req:,.0f} / {by['d'].cpu_us_per_req:,.0f} µs, s/d)", "info"))
+    if ok("p", "d"):
+        v = by["p"].cpu_us_per_req / by["d"].cpu_us_per_req
+        out.append(("MyAccount page (GET /account, a rendered template) against one form validateTOTP "
+                    "(server CPU per call)",
+                    f"{v:.2f} x ({by['p'].cpu_us_per_req:,.0f} / {by['d'].cpu_us_per_req:,.0f} µs, p/d)", "info"))
     if ok("t"):
         out.append(("access tokens issued per second (client credentials, 1 worker)", f"{by['t'].rps:,.0f}/s", "info"))
     return out
@@ -959,7 +970,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: 3 s per scenario, 1 s warm-up, 10^4 users")
     p.add_argument("--repeat", type=int, default=1,
                    help="measured runs per scenario; the one with the median req/s is reported (default 1)")
-    p.add_argument("--only", help="comma-separated scenario keys (a,b,c,d,e,g,h,bs,es,f,d1,f1,t,k,k1,m1, hostile x...; "
+    p.add_argument("--only", help="comma-separated scenario keys (a,b,c,d,e,g,h,bs,es,f,d1,f1,t,k,k1,m1,s,p, hostile x...; "
                                   "a trailing * matches a prefix: 'b,x*'); default all")
     p.add_argument("--database-url", type=loopback_url,
                    help="run on this PostgreSQL (127.0.0.1 only) instead of SQLite: each store in a fresh schema, "
@@ -1079,11 +1090,12 @@ def main(argv=None) -> int:
                     token = bench_ciam.access_token(HOST, member.port, member.ca, client)
                     s = replace(s, authorization=f"Bearer {token}")
                     script.write_text(bench_ciam.sign_in_lua(token, PREFIX, *s.users, WRONG_CODE))
-                elif s.flow == "me-totp":
+                elif s.flow in ("me-totp", "account-page"):
                     member = server.members()[0]
                     users = [f"{PREFIX}{n:07d}" for n in range(s.users[0], s.users[1] + 1)]
-                    script.write_text(bench_ciam.me_totp_lua(
-                        bench_ciam.session_tokens(HOST, member.port, member.ca, users), WRONG_CODE))
+                    tokens = bench_ciam.session_tokens(HOST, member.port, member.ca, users)
+                    script.write_text(bench_ciam.me_totp_lua(tokens, WRONG_CODE) if s.flow == "me-totp"
+                                      else bench_ciam.account_page_lua(tokens))
                 else:
                     script.write_text(lua_script(s, body_file))
                 for member in server.members():

@@ -373,7 +373,7 @@ def test_a_page_form_without_the_csrf_field_or_from_another_site_changes_nothing
 
 def test_no_session_means_the_sign_in_page_and_secrets_stay_out_of_logs_and_urls(browser, srv):
     b = browser
-    for path in ("/", "/account", "/account/enroll", "/login/code"):
+    for path in ("/account", "/account/enroll", "/login/code"):
         b.driver.delete_all_cookies()
         b.go(path)
         assert b.path == "/login"

@@ -78,9 +78,10 @@ class _EnrollPage(_Handler):
 
     def call(self, caller, prepared: Prepared) -> ApiReply:
         security = self._accounts.security(caller)
-        return page(200, "enroll.html", title="Set up two-step verification", s=security,
-                    csrf=csrf_token(prepared.credentials.token), default_name=DEFAULT_DEVICE,
-                    required_by=_REQUIRED_BY.get(security.required_by or "", "you"))
+        title = "Add an authenticator" if security.totp_enabled else "Set up two-step verification"
+        return page(200, "enroll.html", title=title, s=security, csrf=csrf_token(prepared.credentials.token),
+                    default_name="" if any(d.active for d in security.devices) else DEFAULT_DEVICE,
+                    required_by=_REQUIRED_BY.get(security.required_by or "", "your own choice"))
 
 
 def _new_device_page(status: int, token: str, name: str, uri: str, *, error: str | None = None) -> ApiReply:

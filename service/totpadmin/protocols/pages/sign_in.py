@@ -22,7 +22,6 @@ _NOTES = {"signed-out": "You are signed out.",
 
 def routes(sessions: SessionOperations) -> list[Route]:
     return [
-        Route("GET", "/", _Home()),
         Route("GET", LOGIN, _SignInPage()),
         Route("POST", LOGIN, _SignIn(sessions)),
         Route("GET", "/t/{tenant}/login", _SignInPage()),
@@ -38,15 +37,6 @@ def sign_in_page(status: int, request: ApiRequest, *, error: str | None = None, 
     note = _NOTES.get((request.query.get("done") or [""])[0])
     return page(status, "sign_in.html", title="Sign in", tenant=tenant,
                 action=f"/t/{tenant}/login" if tenant else LOGIN, error=error, note=note, user_name=user_name)
-
-
-class _Home(PageHandler):
-    """The site's root: MyAccount (which sends a visitor without a session to sign in)."""
-
-    signed_in = False
-
-    def public(self, request: ApiRequest, form: dict[str, str]) -> ApiReply:
-        return redirect(ACCOUNT)
 
 
 class _SignInPage(PageHandler):
