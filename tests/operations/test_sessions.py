@@ -116,6 +116,10 @@ def test_a_code_used_already_is_told_apart_from_a_wrong_one(world):
     assert world.sessions.second_factor(session_caller(world, again.token), code) == WrongCode(replayed=True)
     wrong = "000000" if code != "000000" else "111111"
     assert world.sessions.second_factor(session_caller(world, again.token), wrong) == WrongCode(replayed=False)
+    with world.db.transaction(read_only=True) as transaction:
+        outcomes = transaction.connection.exec_driver_sql(
+            "SELECT outcome FROM audit_events WHERE operation = 'session.secondFactor' ORDER BY id").scalars().all()
+    assert outcomes == ["success", "failure", "failure"], "a refused code is audited as a failure"
 
 
 def test_a_recovery_code_gives_2_but_not_3_and_wrong_codes_lock_as_validate_totp(world):

@@ -69,7 +69,8 @@ class IdentityOperations:
             if codes is not None:
                 transaction.challenges.spend(found.auth_hash)
             return codes
-        return self._run(caller, "identity.totp.enroll.finish", identity, ACR_PASSWORD, action, verdict=True)
+        return self._run(caller, "identity.totp.enroll.finish", identity, ACR_PASSWORD, action,
+                         verdict=lambda codes: codes is not None)
 
     def regenerate_recovery_codes(self, caller: Caller, identity: str) -> list[str]:
         return self._run(caller, "identity.totp.recoveryCodes", identity, ACR_STEP_UP,
@@ -97,7 +98,7 @@ class IdentityOperations:
 
     # --- steps ---
 
-    def _run(self, caller: Caller, operation: str, identity: str, level: int, action, *, verdict: bool = False):
+    def _run(self, caller: Caller, operation: str, identity: str, level: int, action, *, verdict=None):
         me = caller.principal
         if not isinstance(me, SessionUser):
             raise NotAuthorized()

@@ -82,7 +82,7 @@ class MeTotpOperations:
                 except NoPendingSecret:  # it expired: the active secret (if any) still counts
                     pass
             return is_enabled(account) and self._validation.validate_totp(account, code)
-        return self._run(caller, "me.totp.validate", action, verdict=True, sessionless=True)
+        return self._run(caller, "me.totp.validate", action, verdict=bool, sessionless=True)
 
     def delete(self, caller: Caller) -> None:
         """Remove TOTP (as resetTOTP: devices, recovery codes and the user's sessions too); ACR 2 if on."""
@@ -106,7 +106,7 @@ class MeTotpOperations:
             return
         raise AcrTooLow(level)
 
-    def _run(self, caller: Caller, operation: str, action, *, read_only: bool = False, verdict: bool = False,
+    def _run(self, caller: Caller, operation: str, action, *, read_only: bool = False, verdict=None,
              sessionless: bool = False):
         """``action(account)`` on the caller's own account. Only ``sessionless`` calls accept a password's
         caller (WSO2 takes HTTP Basic for VALIDATE alone)."""

@@ -53,9 +53,6 @@ class Activation:
     session: NewSession | None = None
     uri: str | None = None
 
-    def __bool__(self) -> bool:
-        return self.activated  # the audit's verdict (SessionOperations.run)
-
 
 class AccountOperations:
     def __init__(self, settings: Settings, sessions: SessionOperations, devices: Devices, enrollment: Enrollment,
@@ -68,14 +65,12 @@ class AccountOperations:
 
     def security(self, caller: Caller) -> Security:
         def action(transaction, me: SessionUser, account):
-            now = self._clock()
-            totp_at = me.session.totp_at
-            step_up = me.session.acr(now) >= ACR_STEP_UP and totp_at is not None
+            acr = me.session.acr(self._clock())
             return Security(
-                user_name=me.user.ref.name, tenant=me.user.ref.tenant, acr=me.session.acr(now),
+                user_name=me.user.ref.name, tenant=me.user.ref.tenant, acr=acr,
                 totp_enabled=is_enabled(account), required_by=required_by(self._settings, transaction, account),
                 devices=self._devices.list(account, dated=True), recovery_codes_left=account.recovery_codes_left(),
-                step_up_until=totp_at + STEP_UP_SECONDS if step_up else None)
+                step_up_until=me.session.totp_at + STEP_UP_SECONDS if acr >= ACR_STEP_UP else None)
         return self._run(caller, "account.security", action, read_only=True)
 
     def add_device(self, caller: Caller, name: object) -> NewDevice:
@@ -92,7 +87,8 @@ class AccountOperations:
                 return Activation(False, [], uri=self._devices.pending_uri(account, device))
             raised = self._sessions.raised(transaction, me, TOTP) if first else None
             return Activation(True, codes, raised)
-        return self._run(caller, "account.devices.activate", action, verdict=True)
+        return self._run(caller, "account.devices.activate", action,
+                         verdict=lambda activation: activation.activated)
 
     def rename_device(self, caller: Caller, name: str, new_name: object) -> Device:
         return self._run(caller, "account.devices.rename", lambda transaction, me, account:
@@ -122,7 +118,7 @@ class AccountOperations:
     # --- steps ---
 
     def _run(self, caller: Caller, operation: str, action, *, level: int | None = None, read_only: bool = False,
-             verdict: bool = False):
+             verdict=None):
         """``action(transaction, me, account)`` as :meth:`SessionOperations.run` runs it, once the session is
         at ``level`` (default: signed in, i.e. 2 for a user with TOTP, else 1)."""
         me = caller.principal

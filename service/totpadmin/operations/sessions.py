@@ -74,9 +74,6 @@ class WrongCode:
     replayed: bool = False
     locked_until: float | None = None
 
-    def __bool__(self) -> bool:
-        return False  # a refusal: audited as a failure (``run``'s verdict), as the None it extends
-
 
 @dataclass(frozen=True)
 class NewSession:
@@ -131,7 +128,8 @@ class SessionOperations:
                 return WrongCode(replayed=self._validation.replayed(account, code),
                                  locked_until=account.state().locked_until)
             return self.raised(transaction, me, proof)
-        return self.run(caller, "session.secondFactor", me.user, action, verdict=True)
+        return self.run(caller, "session.secondFactor", me.user, action,
+                        verdict=lambda raised: isinstance(raised, NewSession))
 
     def raised(self, transaction, me: SessionUser, proof: str) -> NewSession:
         """Inside a call's transaction: ``me``'s session at ACR 2 under a new token, after a second factor
@@ -183,11 +181,12 @@ class SessionOperations:
                            totp_enabled=self._validation.is_enabled(account))
 
     def run(self, caller: Caller, operation: str, user: Principal, action, *, read_only: bool = False,
-            verdict: bool = False):
+            verdict: Callable[[object], bool] | None = None):
         """``action(transaction)`` in one transaction, audited, for ``caller`` acting on ``user``: a session's
         caller is confirmed first (the session still alive and at its level; its last use written now and
-        then). A refusal (a domain error) is audited on its own and raised. Other self-service use cases
-        (operations/me_totp.py) run through here too."""
+        then). A refusal (a domain error) is audited on its own and raised; ``verdict(result)`` false audits
+        the call as a failure (a wrong code). Other self-service use cases (operations/me_totp.py) run
+        through here too."""
         me = caller.principal if isinstance(caller.principal, SessionUser) else None
         # A session's last use is written at most every TOUCH_SECONDS: then even a read is a writer. A
         # read leaves its audit row to the batched trail (SQLite); elsewhere the row goes in its transaction.
@@ -200,7 +199,7 @@ class SessionOperations:
                 if me is not None and not self.confirm(transaction, me, touch=touch):
                     raise SessionEnded()
                 result = action(transaction)
-                outcome = audit.FAILURE if verdict and not result else audit.SUCCESS
+                outcome = audit.FAILURE if verdict is not None and not verdict(result) else audit.SUCCESS
                 event = caller_event(caller, operation, user.ref, outcome)
                 if not read_only:
                     self._trail.add(transaction, event)
